@@ -1,0 +1,5 @@
+import sys
+
+from eos.cli import main
+
+sys.exit(main())

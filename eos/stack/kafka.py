@@ -1,0 +1,144 @@
+"""KRaft nodes (combined broker + controller) and how to format and start them."""
+
+from __future__ import annotations
+
+import base64
+import subprocess
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+from eos.stack.artifacts import Artifacts
+from eos.stack.java import find_java
+from eos.stack.layout import StackLayout
+
+LOG4J2_PROPERTIES = """\
+status = warn
+appender.console.type = Console
+appender.console.name = STDOUT
+appender.console.layout.type = PatternLayout
+appender.console.layout.pattern = [%d] %p %m (%c)%n
+rootLogger.level = info
+rootLogger.appenderRef.console.ref = STDOUT
+logger.request.name = kafka.request.logger
+logger.request.level = warn
+logger.statechange.name = state.change.logger
+logger.statechange.level = warn
+"""
+
+
+@dataclass(frozen=True)
+class KafkaNode:
+    node_id: int
+    cluster_size: int
+    base_port: int
+
+    @property
+    def name(self) -> str:
+        return f"kafka-{self.node_id}"
+
+    @property
+    def port(self) -> int:
+        return self.base_port + 2 * (self.node_id - 1)
+
+    @property
+    def controller_port(self) -> int:
+        return self.port + 1
+
+    def voters(self) -> str:
+        peers = [KafkaNode(i, self.cluster_size, self.base_port)
+                 for i in range(1, self.cluster_size + 1)]
+        return ",".join(f"{p.node_id}@127.0.0.1:{p.controller_port}" for p in peers)
+
+    def properties(self, data_dir: Path) -> dict[str, str]:
+        replicated = self.cluster_size >= 3
+        rf = str(min(self.cluster_size, 3))
+        min_isr = "2" if replicated else "1"
+        return {
+            "process.roles": "broker,controller",
+            "node.id": str(self.node_id),
+            "controller.quorum.voters": self.voters(),
+            "listeners": f"PLAINTEXT://127.0.0.1:{self.port},"
+                         f"CONTROLLER://127.0.0.1:{self.controller_port}",
+            "advertised.listeners": f"PLAINTEXT://127.0.0.1:{self.port}",
+            "controller.listener.names": "CONTROLLER",
+            "inter.broker.listener.name": "PLAINTEXT",
+            "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+            "log.dirs": str(data_dir),
+            # Internal topics must fit the cluster, or transactions and groups hang.
+            "offsets.topic.replication.factor": rf,
+            "offsets.topic.num.partitions": "10",
+            "transaction.state.log.replication.factor": rf,
+            "transaction.state.log.min.isr": min_isr,
+            "transaction.state.log.num.partitions": "10",
+            "share.coordinator.state.topic.replication.factor": rf,
+            "share.coordinator.state.topic.min.isr": min_isr,
+            "default.replication.factor": rf,
+            "min.insync.replicas": min_isr,
+            "num.partitions": "1",
+            "auto.create.topics.enable": "false",
+            "group.initial.rebalance.delay.ms": "0",
+            # Two cores: keep thread pools small.
+            "num.network.threads": "2",
+            "num.io.threads": "4",
+            "num.recovery.threads.per.data.dir": "1",
+            "background.threads": "4",
+        }
+
+    def write_config(self, layout: StackLayout) -> Path:
+        data = layout.data_dir(self.name)
+        data.mkdir(parents=True, exist_ok=True)
+        config = layout.run / "config" / f"{self.name}.properties"
+        config.parent.mkdir(parents=True, exist_ok=True)
+        config.write_text(
+            "".join(f"{k}={v}\n" for k, v in self.properties(data).items())
+        )
+        log4j = layout.run / "config" / "log4j2.properties"
+        log4j.write_text(LOG4J2_PROPERTIES)
+        return config
+
+    def format_storage(self, layout: StackLayout, artifacts: Artifacts, cluster_id: str) -> None:
+        """Format the log dir once; `--ignore-formatted` makes this a no-op after."""
+        config = self.write_config(layout)
+        result = subprocess.run(
+            [*java_base(layout, artifacts, heap="256m"), "kafka.tools.StorageTool", "format",
+             "--ignore-formatted", "-t", cluster_id, "-c", str(config)],
+            capture_output=True, text=True,
+        )
+        if result.returncode != 0:
+            raise RuntimeError(
+                f"formatting {self.name}'s storage failed:\n{result.stdout}{result.stderr}\n"
+                f"If the data dir belongs to another cluster, run `eos stack down --wipe`."
+            )
+
+    def argv(self, layout: StackLayout, artifacts: Artifacts, marker: str) -> list[str]:
+        config = layout.run / "config" / f"{self.name}.properties"
+        return [
+            *java_base(layout, artifacts, heap="768m"),
+            marker,
+            f"-Dkafka.logs.dir={layout.run / 'logs'}",
+            "kafka.Kafka",
+            str(config),
+        ]
+
+
+def java_base(layout: StackLayout, artifacts: Artifacts, heap: str) -> list[str]:
+    return [
+        find_java(17, "Apache Kafka 4"),
+        f"-Xmx{heap}",
+        "-Xss512k",
+        "-XX:+UseG1GC",
+        "-XX:MaxGCPauseMillis=20",
+        "-Djava.awt.headless=true",
+        f"-Dlog4j2.configurationFile={layout.run / 'config' / 'log4j2.properties'}",
+        "-cp",
+        artifacts.kafka_classpath,
+    ]
+
+
+def random_cluster_id() -> str:
+    """A Kafka cluster id: a random UUID, base64url without padding, not starting with '-'."""
+    while True:
+        cid = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+        if not cid.startswith("-"):
+            return cid

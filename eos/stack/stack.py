@@ -1,0 +1,235 @@
+"""The local stack: KRaft broker(s) and a schema registry as background processes."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from confluent_kafka.admin import AdminClient
+
+from eos.stack import artifacts as artifacts_mod
+from eos.stack.kafka import KafkaNode, random_cluster_id
+from eos.stack.layout import StackLayout
+from eos.stack.processes import ManagedProcess, port_open
+from eos.stack.registry import RegistryNode
+
+
+class StackError(RuntimeError):
+    """The stack could not be brought to the state asked for; the message says why."""
+
+
+@dataclass(frozen=True)
+class StackSpec:
+    brokers: int = 1
+    kafka_port: int = 9092
+    registry_port: int = 8081
+    registry: bool = True
+
+    def nodes(self) -> list[KafkaNode]:
+        return [KafkaNode(i, self.brokers, self.kafka_port) for i in range(1, self.brokers + 1)]
+
+    @property
+    def bootstrap_servers(self) -> str:
+        return ",".join(f"127.0.0.1:{n.port}" for n in self.nodes())
+
+    @property
+    def registry_url(self) -> str | None:
+        return RegistryNode(self.registry_port).url if self.registry else None
+
+
+@dataclass(frozen=True)
+class NodeStatus:
+    name: str
+    pid: int | None
+    port: int
+    answering: bool
+    stale_pid_file: bool
+    log_file: Path
+
+
+class Stack:
+    """One stack's processes, found through its run folder.
+
+    `up` records what it started in `stack.json`, so a later `status` or `down` (from
+    another shell) acts on exactly that.
+    """
+
+    def __init__(self, layout: StackLayout | None = None,
+                 say: Callable[[str], None] = print) -> None:
+        self.layout = layout or StackLayout.create()
+        self.say = say
+        saved = self._saved()
+        self.spec = (
+            StackSpec(**{k: saved[k] for k in asdict(StackSpec())})  # type: ignore[arg-type]
+            if saved else StackSpec()
+        )
+
+    @property
+    def _spec_file(self) -> Path:
+        return self.layout.run / "stack.json"
+
+    def _saved(self) -> dict[str, object] | None:
+        try:
+            saved: dict[str, object] = json.loads(self._spec_file.read_text())
+            return saved
+        except (FileNotFoundError, ValueError):
+            return None
+
+    def _any_running(self, spec: StackSpec) -> bool:
+        return any(self._process(n.name).running_pid() for n in spec.nodes()) or (
+            spec.registry and self._process("registry").running_pid() is not None
+        )
+
+    def _process(self, name: str) -> ManagedProcess:
+        return ManagedProcess(
+            name=name,
+            marker=f"-Deos.stack.id={self.layout.run.resolve()}/{name}",
+            pid_file=self.layout.pid_file(name),
+            log_file=self.layout.log_file(name),
+        )
+
+    # -- up -----------------------------------------------------------------------------
+
+    def up(self, requested: StackSpec, timeout: float = 180.0) -> None:
+        if self.spec != requested and self._any_running(self.spec):
+            raise StackError(
+                f"a different stack is already running from {self.layout.run} "
+                f"({self.spec.brokers} broker(s) on {self.spec.bootstrap_servers}). "
+                "Run `eos stack down` first, or use another --run-dir."
+            )
+        self.spec = requested
+        saved = self._saved()
+        if saved and saved.get("brokers") != requested.brokers:
+            raise StackError(
+                f"{self.layout.run} holds data of a {saved.get('brokers')}-broker cluster; "
+                f"`eos stack down --wipe` before starting {requested.brokers} broker(s)."
+            )
+        self.layout.ensure()
+        artifacts = artifacts_mod.resolve(self.layout)
+        cluster_id = str(saved["cluster_id"]) if saved else random_cluster_id()
+        self._spec_file.write_text(json.dumps({**asdict(requested), "cluster_id": cluster_id}))
+
+        started = time.monotonic()
+        for node in requested.nodes():
+            proc = self._process(node.name)
+            if self._claim(proc, node.port):
+                node.format_storage(self.layout, artifacts, cluster_id)
+                proc.start(node.argv(self.layout, artifacts, proc.marker))
+                self.say(f"started {node.name} on 127.0.0.1:{node.port} (log {proc.log_file})")
+        if requested.registry:
+            reg = RegistryNode(requested.registry_port)
+            proc = self._process(reg.name)
+            if self._claim(proc, reg.port):
+                proc.start(reg.argv(artifacts, proc.marker), cwd=self.layout.run)
+                self.say(f"started registry on 127.0.0.1:{reg.port} (log {proc.log_file})")
+        self._wait_ready(time.monotonic() + timeout)
+        self.say(f"stack ready in {time.monotonic() - started:.1f}s")
+        self.say(f"  bootstrap servers: {requested.bootstrap_servers}")
+        if requested.registry_url:
+            self.say(f"  schema registry (Confluent-compatible): {requested.registry_url}")
+
+    def _claim(self, proc: ManagedProcess, port: int) -> bool:
+        """True when `proc` must be started; False when ours is already running."""
+        if proc.running_pid() is not None:
+            self.say(f"{proc.name} already running (pid {proc.running_pid()})")
+            return False
+        if proc.stale():
+            self.say(f"removing stale pid file {proc.pid_file} (pid {proc.read_pid()} is gone)")
+            proc.pid_file.unlink()
+        if port_open(port):
+            raise StackError(
+                f"port {port} on 127.0.0.1 is in use by a process this stack did not start, "
+                f"so {proc.name} cannot listen there. Stop that process, or start the stack "
+                "on other ports (--kafka-port / --registry-port)."
+            )
+        return True
+
+    def _wait_ready(self, deadline: float) -> None:
+        waiting = {n.name for n in self.spec.nodes()}
+        if self.spec.registry:
+            waiting.add("registry")
+        last_line = time.monotonic()
+        while waiting:
+            for name in sorted(waiting):
+                proc = self._process(name)
+                if proc.exited():
+                    raise StackError(
+                        f"{name} exited during start-up. Last lines of {proc.log_file}:\n"
+                        + _tail(proc.log_file, 25)
+                    )
+            if any(n.startswith("kafka-") for n in waiting) and self._kafka_ready():
+                waiting -= {n.name for n in self.spec.nodes()}
+            if "registry" in waiting and RegistryNode(self.spec.registry_port).ready():
+                waiting.discard("registry")
+            if not waiting:
+                return
+            if time.monotonic() > deadline:
+                logs = ", ".join(str(self._process(n).log_file) for n in sorted(waiting))
+                raise StackError(
+                    f"timed out waiting for {', '.join(sorted(waiting))} to answer. "
+                    f"See the log(s): {logs}"
+                )
+            if time.monotonic() - last_line > 10:
+                self.say(f"  waiting for {', '.join(sorted(waiting))} ...")
+                last_line = time.monotonic()
+            time.sleep(0.5)
+
+    def _kafka_ready(self) -> bool:
+        return kafka_answers(self.spec.bootstrap_servers, self.spec.brokers)
+
+    # -- down / status / logs -------------------------------------------------------------
+
+    def down(self, wipe: bool = False) -> None:
+        names = [n.name for n in self.spec.nodes()] + ["registry"]
+        # The registry first, then brokers in reverse, so controllers keep quorum longest.
+        for name in ["registry", *reversed(names[:-1])]:
+            if self._process(name).stop():
+                self.say(f"stopped {name}")
+        if wipe:
+            for folder in ("data", "config"):
+                shutil.rmtree(self.layout.run / folder, ignore_errors=True)
+            self._spec_file.unlink(missing_ok=True)
+            self.say(f"wiped data in {self.layout.run}")
+
+    def status(self) -> list[NodeStatus]:
+        out = []
+        for node in self.spec.nodes():
+            out.append(self._node_status(node.name, node.port))
+        if self.spec.registry:
+            out.append(self._node_status("registry", self.spec.registry_port))
+        return out
+
+    def _node_status(self, name: str, port: int) -> NodeStatus:
+        proc = self._process(name)
+        pid = proc.running_pid()
+        return NodeStatus(name, pid, port, pid is not None and port_open(port),
+                          proc.stale(), proc.log_file)
+
+    def logs(self, name: str | None, lines: int) -> str:
+        names = [name] if name else [s.name for s in self.status()]
+        return "\n".join(
+            f"==> {self._process(n).log_file} <==\n{_tail(self._process(n).log_file, lines)}"
+            for n in names
+        )
+
+
+def kafka_answers(bootstrap: str, expect_brokers: int = 1, timeout: float = 3.0) -> bool:
+    """True when the cluster answers a metadata request and shows all its brokers."""
+    admin = AdminClient({"bootstrap.servers": bootstrap, "log_level": 0,
+                         "socket.connection.setup.timeout.ms": 2000})
+    try:
+        meta = admin.list_topics(timeout=timeout)
+    except Exception:  # librdkafka raises KafkaException subclasses on timeouts
+        return False
+    return len(meta.brokers) >= expect_brokers
+
+
+def _tail(path: Path, lines: int) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except FileNotFoundError:
+        return "(no log yet)"
