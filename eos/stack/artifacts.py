@@ -105,14 +105,17 @@ def _resolve_kafka(layout: StackLayout, libs: Path) -> None:
         shutil.rmtree(work)
     libs.mkdir(parents=True)
     pom = work / "pom.xml"
-    pom.write_text(
-        _KAFKA_POM.format(scala=SCALA_VERSION, kafka=KAFKA_VERSION, log4j=LOG4J_VERSION)
-    )
+    pom.write_text(_KAFKA_POM.format(scala=SCALA_VERSION, kafka=KAFKA_VERSION, log4j=LOG4J_VERSION))
     _mvn(
         layout,
         f"Apache Kafka {KAFKA_VERSION}",
-        ["-f", str(pom), f"{DEPENDENCY_PLUGIN}:copy-dependencies",
-         "-DincludeScope=runtime", f"-DoutputDirectory={libs}"],
+        [
+            "-f",
+            str(pom),
+            f"{DEPENDENCY_PLUGIN}:copy-dependencies",
+            "-DincludeScope=runtime",
+            f"-DoutputDirectory={libs}",
+        ],
     )
     (work / ".complete").write_text(KAFKA_VERSION)
 
@@ -123,9 +126,11 @@ def _resolve_apicurio(layout: StackLayout, home: Path) -> None:
     _mvn(
         layout,
         f"Apicurio Registry {APICURIO_VERSION} (about 160 MB)",
-        [f"{DEPENDENCY_PLUGIN}:copy",
-         f"-Dartifact=io.apicurio:apicurio-registry-app:{APICURIO_VERSION}:tar.gz:all",
-         f"-DoutputDirectory={download}"],
+        [
+            f"{DEPENDENCY_PLUGIN}:copy",
+            f"-Dartifact=io.apicurio:apicurio-registry-app:{APICURIO_VERSION}:tar.gz:all",
+            f"-DoutputDirectory={download}",
+        ],
     )
     archive = download / f"apicurio-registry-app-{APICURIO_VERSION}-all.tar.gz"
     if home.exists():

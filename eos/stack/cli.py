@@ -12,16 +12,28 @@ from eos.stack.stack import Stack, StackError, StackSpec
 
 def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     stack = subparsers.add_parser("stack", help="run a local Kafka (KRaft) + schema registry")
-    stack.add_argument("--home", type=Path, default=None,
-                       help="artifact cache (default $EOS_STACK_HOME or ~/.cache/eos/stack)")
-    stack.add_argument("--run-dir", type=Path, default=None,
-                       help="this stack's data, logs and pid files (default <home>/run)")
+    stack.add_argument(
+        "--home",
+        type=Path,
+        default=None,
+        help="artifact cache (default $EOS_STACK_HOME or ~/.cache/eos/stack)",
+    )
+    stack.add_argument(
+        "--run-dir",
+        type=Path,
+        default=None,
+        help="this stack's data, logs and pid files (default <home>/run)",
+    )
     actions = stack.add_subparsers(dest="action", required=True)
 
     up = actions.add_parser("up", help="start the stack and wait until it answers")
     up.add_argument("--brokers", type=int, choices=(1, 3), default=1)
-    up.add_argument("--kafka-port", type=int, default=9092,
-                    help="first broker's port; node i listens on port+2(i-1), controller +1")
+    up.add_argument(
+        "--kafka-port",
+        type=int,
+        default=9092,
+        help="first broker's port; node i listens on port+2(i-1), controller +1",
+    )
     up.add_argument("--registry-port", type=int, default=8081)
     up.add_argument("--no-registry", action="store_true", help="start Kafka only")
     up.add_argument("--timeout", type=float, default=180.0, help="seconds to wait for readiness")
@@ -40,8 +52,10 @@ def run(args: argparse.Namespace) -> int:
     stack = Stack(StackLayout.create(args.home, args.run_dir))
     try:
         if args.action == "up":
-            stack.up(StackSpec(args.brokers, args.kafka_port, args.registry_port,
-                               not args.no_registry), timeout=args.timeout)
+            stack.up(
+                StackSpec(args.brokers, args.kafka_port, args.registry_port, not args.no_registry),
+                timeout=args.timeout,
+            )
         elif args.action == "down":
             stack.down(wipe=args.wipe)
         elif args.action == "status":

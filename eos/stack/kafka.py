@@ -46,8 +46,9 @@ class KafkaNode:
         return self.port + 1
 
     def voters(self) -> str:
-        peers = [KafkaNode(i, self.cluster_size, self.base_port)
-                 for i in range(1, self.cluster_size + 1)]
+        peers = [
+            KafkaNode(i, self.cluster_size, self.base_port) for i in range(1, self.cluster_size + 1)
+        ]
         return ",".join(f"{p.node_id}@127.0.0.1:{p.controller_port}" for p in peers)
 
     def properties(self, data_dir: Path) -> dict[str, str]:
@@ -59,7 +60,7 @@ class KafkaNode:
             "node.id": str(self.node_id),
             "controller.quorum.voters": self.voters(),
             "listeners": f"PLAINTEXT://127.0.0.1:{self.port},"
-                         f"CONTROLLER://127.0.0.1:{self.controller_port}",
+            f"CONTROLLER://127.0.0.1:{self.controller_port}",
             "advertised.listeners": f"PLAINTEXT://127.0.0.1:{self.port}",
             "controller.listener.names": "CONTROLLER",
             "inter.broker.listener.name": "PLAINTEXT",
@@ -90,9 +91,7 @@ class KafkaNode:
         data.mkdir(parents=True, exist_ok=True)
         config = layout.run / "config" / f"{self.name}.properties"
         config.parent.mkdir(parents=True, exist_ok=True)
-        config.write_text(
-            "".join(f"{k}={v}\n" for k, v in self.properties(data).items())
-        )
+        config.write_text("".join(f"{k}={v}\n" for k, v in self.properties(data).items()))
         log4j = layout.run / "config" / "log4j2.properties"
         log4j.write_text(LOG4J2_PROPERTIES)
         return config
@@ -101,9 +100,18 @@ class KafkaNode:
         """Format the log dir once; `--ignore-formatted` makes this a no-op after."""
         config = self.write_config(layout)
         result = subprocess.run(
-            [*java_base(layout, artifacts, heap="256m"), "kafka.tools.StorageTool", "format",
-             "--ignore-formatted", "-t", cluster_id, "-c", str(config)],
-            capture_output=True, text=True,
+            [
+                *java_base(layout, artifacts, heap="256m"),
+                "kafka.tools.StorageTool",
+                "format",
+                "--ignore-formatted",
+                "-t",
+                cluster_id,
+                "-c",
+                str(config),
+            ],
+            capture_output=True,
+            text=True,
         )
         if result.returncode != 0:
             raise RuntimeError(

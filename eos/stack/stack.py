@@ -58,14 +58,16 @@ class Stack:
     another shell) acts on exactly that.
     """
 
-    def __init__(self, layout: StackLayout | None = None,
-                 say: Callable[[str], None] = print) -> None:
+    def __init__(
+        self, layout: StackLayout | None = None, say: Callable[[str], None] = print
+    ) -> None:
         self.layout = layout or StackLayout.create()
         self.say = say
         saved = self._saved()
         self.spec = (
             StackSpec(**{k: saved[k] for k in asdict(StackSpec())})  # type: ignore[arg-type]
-            if saved else StackSpec()
+            if saved
+            else StackSpec()
         )
 
     @property
@@ -206,8 +208,9 @@ class Stack:
     def _node_status(self, name: str, port: int) -> NodeStatus:
         proc = self._process(name)
         pid = proc.running_pid()
-        return NodeStatus(name, pid, port, pid is not None and port_open(port),
-                          proc.stale(), proc.log_file)
+        return NodeStatus(
+            name, pid, port, pid is not None and port_open(port), proc.stale(), proc.log_file
+        )
 
     def logs(self, name: str | None, lines: int) -> str:
         names = [name] if name else [s.name for s in self.status()]
@@ -219,8 +222,9 @@ class Stack:
 
 def kafka_answers(bootstrap: str, expect_brokers: int = 1, timeout: float = 3.0) -> bool:
     """True when the cluster answers a metadata request and shows all its brokers."""
-    admin = AdminClient({"bootstrap.servers": bootstrap, "log_level": 0,
-                         "socket.connection.setup.timeout.ms": 2000})
+    admin = AdminClient(
+        {"bootstrap.servers": bootstrap, "log_level": 0, "socket.connection.setup.timeout.ms": 2000}
+    )
     try:
         meta = admin.list_topics(timeout=timeout)
     except Exception:  # librdkafka raises KafkaException subclasses on timeouts

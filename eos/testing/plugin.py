@@ -1,1 +1,47 @@
+"""pytest plugin (entry point `pytest11`): a real Kafka broker and schema registry.
 
+Fixtures:
+- `eos_cluster` (session): bootstrap servers and registry URL of the cluster under test.
+- `eos_registry`: a SchemaRegistryClient for it.
+- `eos_topic`: a factory that creates uniquely named topics.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+import pytest
+from confluent_kafka.schema_registry import SchemaRegistryClient
+
+from eos.testing.cluster import KafkaCluster, provide_cluster
+from eos.testing.helpers import create_topic
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "integration: needs a real Kafka broker and registry")
+
+
+@pytest.fixture(scope="session")
+def eos_cluster() -> Iterator[KafkaCluster]:
+    with provide_cluster() as cluster:
+        yield cluster
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    return [
+        "eos: integration tests run against a real broker and registry "
+        "(EOS_BOOTSTRAP_SERVERS, else Docker, else the local stack)"
+    ]
+
+
+@pytest.fixture
+def eos_registry(eos_cluster: KafkaCluster) -> SchemaRegistryClient:
+    return SchemaRegistryClient({"url": eos_cluster.schema_registry_url})
+
+
+@pytest.fixture
+def eos_topic(eos_cluster: KafkaCluster) -> Callable[..., str]:
+    def make(prefix: str = "t", partitions: int = 1, **kwargs: object) -> str:
+        return create_topic(eos_cluster, prefix, partitions, **kwargs)  # type: ignore[arg-type]
+
+    return make
