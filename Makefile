@@ -1,0 +1,45 @@
+# eos — developer commands. `make test` is the command CI runs (through .ci/run).
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+EOS    := $(BIN)/eos
+
+.PHONY: install stack-up stack-down stack-status test unit integration lint bench demo clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $@
+
+stack-up: install
+	$(EOS) stack up
+
+stack-down: install
+	$(EOS) stack down
+
+stack-status: install
+	$(EOS) stack status
+
+# Unit tests first (fast, no broker), then the integration tests against a real broker
+# and registry: the cluster named by EOS_BOOTSTRAP_SERVERS, else the local stack.
+test: install
+	$(BIN)/pytest tests/unit -q
+	@if [ -z "$$EOS_BOOTSTRAP_SERVERS" ]; then $(EOS) stack up; fi
+	EOS_TEST_NO_DOCKER=$${EOS_TEST_NO_DOCKER:-1} $(BIN)/pytest tests/integration -v --durations=15
+
+unit: install
+	$(BIN)/pytest tests/unit -q
+
+integration: install
+	$(BIN)/pytest tests/integration -v
+
+lint: install
+	$(BIN)/ruff check eos tests
+	$(BIN)/ruff format --check eos tests
+	$(BIN)/mypy eos
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache bench-results
