@@ -30,8 +30,12 @@ class RegistryNode:
             marker,
             "-Dquarkus.http.host=127.0.0.1",
             f"-Dquarkus.http.port={self.port}",
-            # The management interface would take port 9000; nothing here needs it.
-            "-Dquarkus.management.enabled=false",
+            # The management interface is enabled at build time (the runtime switch
+            # `quarkus.management.enabled=false` is ignored) and would take 0.0.0.0:9000,
+            # so a second stack's registry could not start. Nothing here needs it: put it
+            # on a free loopback port.
+            "-Dquarkus.management.host=127.0.0.1",
+            "-Dquarkus.management.port=0",
             "-Dquarkus.log.console.format=%d{HH:mm:ss,SSS} %-5p [%c{2.}] %s%e%n",
             # Tests and users delete subjects they created, as with Confluent's registry.
             "-Dapicurio.rest.deletion.artifact.enabled=true",

@@ -1,0 +1,142 @@
+"""Settings: environment variables with the EOS_ prefix, a .env file, and CLI flags.
+
+Validated at start; every message names the setting (EOS_<NAME>) that is wrong.
+"""
+
+from __future__ import annotations
+
+import socket
+from enum import StrEnum
+from typing import Literal
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Mode(StrEnum):
+    EXACTLY_ONCE = "exactly_once"
+    AT_LEAST_ONCE = "at_least_once"
+
+
+class SecuritySettings(BaseSettings):
+    """Passed through to both clients. Secrets are SecretStr: never printed or logged."""
+
+    model_config = SettingsConfigDict(env_prefix="EOS_", env_file=".env", extra="ignore")
+
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    sasl_mechanism: str | None = None
+    sasl_username: str | None = None
+    sasl_password: SecretStr | None = None
+    ssl_ca_location: str | None = None
+    ssl_certificate_location: str | None = None
+    ssl_key_location: str | None = None
+    ssl_key_password: SecretStr | None = None
+    schema_registry_basic_auth: SecretStr | None = Field(
+        default=None, description="user:password for the schema registry"
+    )
+
+    def client_config(self) -> dict[str, str]:
+        out: dict[str, str] = {"security.protocol": self.security_protocol}
+        plain = {
+            "sasl.mechanism": self.sasl_mechanism,
+            "sasl.username": self.sasl_username,
+            "ssl.ca.location": self.ssl_ca_location,
+            "ssl.certificate.location": self.ssl_certificate_location,
+            "ssl.key.location": self.ssl_key_location,
+        }
+        out.update({k: v for k, v in plain.items() if v})
+        if self.sasl_password:
+            out["sasl.password"] = self.sasl_password.get_secret_value()
+        if self.ssl_key_password:
+            out["ssl.key.password"] = self.ssl_key_password.get_secret_value()
+        return out
+
+    def secrets(self) -> list[str]:
+        """Secret values, so that any text leaving the process can be scrubbed of them."""
+        values = [self.sasl_password, self.ssl_key_password, self.schema_registry_basic_auth]
+        return [v.get_secret_value() for v in values if v and v.get_secret_value()]
+
+
+class EngineSettings(BaseSettings):
+    """The transactional engine's settings. Env: EOS_<FIELD NAME IN UPPER CASE>."""
+
+    model_config = SettingsConfigDict(env_prefix="EOS_", env_file=".env", extra="ignore")
+
+    bootstrap_servers: str = "127.0.0.1:9092"
+    schema_registry_url: str = "http://127.0.0.1:8081/apis/ccompat/v7"
+    group_id: str = "eos"
+    input_topics: list[str] = Field(default_factory=list)
+    dlq_topic: str = "eos.dlq"
+    mode: Mode = Mode.EXACTLY_ONCE
+
+    # A stable id per instance: a restarted instance fences its own zombie at once.
+    transactional_id_prefix: str = "eos"
+    instance_id: str = Field(default_factory=socket.gethostname)
+
+    auto_offset_reset: Literal["earliest", "latest", "error"] = "earliest"
+    group_protocol: Literal["classic", "consumer"] = "classic"
+    partition_assignment_strategy: Literal["cooperative-sticky", "range", "roundrobin"] = (
+        "cooperative-sticky"
+    )
+
+    batch_max_records: int = Field(default=2000, ge=1, le=100_000)
+    batch_max_ms: int = Field(default=100, ge=1, le=60_000)
+    transaction_timeout_ms: int = Field(default=60_000, ge=1000)
+    max_poll_interval_ms: int = Field(default=300_000, ge=1000)
+    session_timeout_ms: int = Field(default=45_000, ge=1000)
+
+    retry_max_attempts: int = Field(default=5, ge=1, description="per record, transient errors")
+    backoff_initial_ms: int = Field(default=100, ge=1)
+    backoff_max_ms: int = Field(default=10_000, ge=1)
+    isolate_after_aborts: int = Field(
+        default=3, ge=1, description="aborts of one batch before it is split to find a culprit"
+    )
+
+    breaker_window: int = Field(default=1000, ge=10, description="recent records considered")
+    breaker_max_dlq_ratio: float = Field(default=0.5, gt=0, le=1)
+    breaker_min_records: int = Field(default=100, ge=1)
+    breaker_max_consecutive: int = Field(default=200, ge=1)
+
+    shutdown_timeout_s: float = Field(default=30.0, gt=0)
+    security: SecuritySettings = Field(default_factory=SecuritySettings)
+    client_overrides: dict[str, str] = Field(
+        default_factory=dict, description="extra librdkafka properties for both clients"
+    )
+
+    @property
+    def transactional_id(self) -> str:
+        return f"{self.transactional_id_prefix}-{self.instance_id}"
+
+    @field_validator("input_topics", mode="before")
+    @classmethod
+    def _split_topics(cls, value: object) -> object:
+        if isinstance(value, str) and not value.startswith("["):
+            return [t.strip() for t in value.split(",") if t.strip()]
+        return value
+
+    @model_validator(mode="after")
+    def _check(self) -> EngineSettings:
+        if self.transaction_timeout_ms >= self.max_poll_interval_ms:
+            raise ValueError(
+                f"EOS_TRANSACTION_TIMEOUT_MS ({self.transaction_timeout_ms}) must be below "
+                f"EOS_MAX_POLL_INTERVAL_MS ({self.max_poll_interval_ms}): a transaction must "
+                "end before the group gives the instance's partitions away"
+            )
+        if self.batch_max_ms >= self.transaction_timeout_ms:
+            raise ValueError(
+                f"EOS_BATCH_MAX_MS ({self.batch_max_ms}) must be below "
+                f"EOS_TRANSACTION_TIMEOUT_MS ({self.transaction_timeout_ms})"
+            )
+        if self.backoff_initial_ms > self.backoff_max_ms:
+            raise ValueError(
+                f"EOS_BACKOFF_INITIAL_MS ({self.backoff_initial_ms}) is above "
+                f"EOS_BACKOFF_MAX_MS ({self.backoff_max_ms})"
+            )
+        if self.backoff_max_ms * 2 >= self.max_poll_interval_ms:
+            raise ValueError(
+                f"EOS_BACKOFF_MAX_MS ({self.backoff_max_ms}) must be well below "
+                f"EOS_MAX_POLL_INTERVAL_MS ({self.max_poll_interval_ms})"
+            )
+        if self.dlq_topic in self.input_topics:
+            raise ValueError(f"EOS_DLQ_TOPIC ({self.dlq_topic}) is also an input topic")
+        return self

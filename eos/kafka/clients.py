@@ -1,0 +1,74 @@
+"""Thin factories for the raw clients: configuration only, no delivery semantics."""
+
+from __future__ import annotations
+
+import logging
+
+from confluent_kafka import Consumer, Producer
+from confluent_kafka.schema_registry import SchemaRegistryClient
+
+from eos.config import EngineSettings, Mode
+
+log = logging.getLogger("eos.kafka")
+
+ConfigDict = dict[str, str | int | float | bool]
+
+
+def _common(settings: EngineSettings) -> ConfigDict:
+    config: ConfigDict = {
+        "bootstrap.servers": settings.bootstrap_servers,
+        "client.id": f"eos-{settings.instance_id}",
+    }
+    config.update(settings.security.client_config())
+    config.update(settings.client_overrides)
+    return config
+
+
+def consumer_config(settings: EngineSettings) -> ConfigDict:
+    config = _common(settings)
+    config.update({
+        "group.id": settings.group_id,
+        # Only committed transactions are inputs; offsets move only with our transactions.
+        "isolation.level": "read_committed",
+        "enable.auto.commit": False,
+        "enable.auto.offset.store": False,
+        "auto.offset.reset": settings.auto_offset_reset,
+        "max.poll.interval.ms": settings.max_poll_interval_ms,
+    })
+    if settings.group_protocol == "consumer":
+        # KIP-848: the broker assigns; the client-side assignor settings do not apply.
+        config["group.protocol"] = "consumer"
+    else:
+        config["partition.assignment.strategy"] = settings.partition_assignment_strategy
+        config["session.timeout.ms"] = settings.session_timeout_ms
+    return config
+
+
+def producer_config(settings: EngineSettings) -> ConfigDict:
+    config = _common(settings)
+    config.update({
+        "enable.idempotence": True,
+        "acks": "all",
+        "linger.ms": 5,
+        "compression.type": "lz4",
+    })
+    if settings.mode is Mode.EXACTLY_ONCE:
+        config["transactional.id"] = settings.transactional_id
+        config["transaction.timeout.ms"] = settings.transaction_timeout_ms
+    return config
+
+
+def make_consumer(settings: EngineSettings) -> Consumer:
+    return Consumer(consumer_config(settings), logger=log)
+
+
+def make_producer(settings: EngineSettings) -> Producer:
+    return Producer(producer_config(settings), logger=log)
+
+
+def make_registry(settings: EngineSettings) -> SchemaRegistryClient:
+    conf: dict[str, str] = {"url": settings.schema_registry_url}
+    auth = settings.security.schema_registry_basic_auth
+    if auth:
+        conf["basic.auth.user.info"] = auth.get_secret_value()
+    return SchemaRegistryClient(conf)

@@ -1,0 +1,42 @@
+"""librdkafka's error classes for transactional calls, as one enum."""
+
+from __future__ import annotations
+
+from enum import Enum
+
+from confluent_kafka import KafkaError, KafkaException
+
+
+class ErrorClass(Enum):
+    RETRIABLE = "retriable"  # call the same function again
+    ABORTABLE = "txn_requires_abort"  # abort the transaction, redo the batch
+    FATAL = "fatal"  # the producer is unusable (fenced included): stop
+
+
+class TransactionError(Exception):
+    """A transactional call failed; `error_class` says what the caller must do."""
+
+    def __init__(self, step: str, error: KafkaError, error_class: ErrorClass) -> None:
+        super().__init__(f"{step} failed ({error_class.value}): {error.str()} [{error.name()}]")
+        self.step = step
+        self.error = error
+        self.error_class = error_class
+
+
+def kafka_error(exc: KafkaException) -> KafkaError:
+    err = exc.args[0] if exc.args else None
+    if isinstance(err, KafkaError):
+        return err
+    return KafkaError(KafkaError._FAIL, str(exc))
+
+
+def classify(error: KafkaError) -> ErrorClass:
+    """Order matters: librdkafka may flag a fatal error as retriable too."""
+    if error.fatal() or error.code() in (KafkaError._FENCED, KafkaError.PRODUCER_FENCED):
+        return ErrorClass.FATAL
+    if error.txn_requires_abort():
+        return ErrorClass.ABORTABLE
+    if error.retriable():
+        return ErrorClass.RETRIABLE
+    # The client's contract: anything else from a transactional call is fatal.
+    return ErrorClass.FATAL

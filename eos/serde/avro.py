@@ -1,0 +1,159 @@
+"""Avro in the Confluent wire format (magic byte 0, 4-byte schema id, Avro binary).
+
+fastavro does the (de)serialization; the registry is asked once per schema id. Every
+failure is classified: bad bytes are permanent (the record goes to the DLQ), an
+unreachable registry is transient (retry later, never DLQ a good record).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import struct
+from dataclasses import dataclass, field
+from typing import Any
+
+import fastavro
+from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
+from confluent_kafka.schema_registry.error import SchemaRegistryError
+from pydantic import BaseModel, ValidationError
+
+from eos.engine.api import PermanentError, TransientError
+
+MAGIC = 0
+HEADER = struct.Struct(">bI")
+
+
+class DecodeError(PermanentError):
+    """The bytes are not a valid record of the topic's contract. `reason` is a code."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(f"{reason}: {message}")
+        self.reason = reason
+
+
+class EncodeError(PermanentError):
+    """An output value does not fit its topic's schema."""
+
+
+class RegistryUnavailable(TransientError):
+    """The schema registry did not answer; retried, never a reason to dead-letter."""
+
+
+@dataclass(frozen=True)
+class AvroContract:
+    """A topic's value contract: the Avro schema, and optionally the pydantic type."""
+
+    schema_str: str
+    model: type[BaseModel] | None = None
+    parsed: Any = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "parsed", fastavro.parse_schema(json.loads(self.schema_str)))
+
+
+def subject_for(topic: str) -> str:
+    """Topic-name strategy, as Confluent's serializers use by default."""
+    return f"{topic}-value"
+
+
+class AvroDecoder:
+    """Decodes one input topic's values into dicts or the contract's pydantic model."""
+
+    def __init__(self, registry: SchemaRegistryClient, contract: AvroContract) -> None:
+        self._registry = registry
+        self._contract = contract
+        self._writers: dict[int, Any] = {}
+
+    def decode(self, data: bytes | None) -> Any:
+        if data is None or len(data) < HEADER.size:
+            raise DecodeError("NOT_WIRE_FORMAT", "value shorter than the 5-byte header")
+        magic, schema_id = HEADER.unpack_from(data)
+        if magic != MAGIC:
+            raise DecodeError("NOT_WIRE_FORMAT", f"magic byte is {magic}, expected 0")
+        writer = self._writer(schema_id)
+        buf = io.BytesIO(data)
+        buf.seek(HEADER.size)
+        reader = None if writer is self._contract.parsed else self._contract.parsed
+        try:
+            value = fastavro.schemaless_reader(buf, writer, reader)
+        except Exception as exc:  # fastavro raises EOFError, ValueError, IndexError, ...
+            raise DecodeError("MALFORMED_AVRO", f"{type(exc).__name__}: {exc}") from exc
+        if buf.tell() != len(data):
+            raise DecodeError(
+                "MALFORMED_AVRO", f"{len(data) - buf.tell()} trailing bytes after the record"
+            )
+        model = self._contract.model
+        if model is None:
+            return value
+        try:
+            return model.model_validate(value)
+        except ValidationError as exc:
+            raise DecodeError("INVALID_VALUE", _short_validation(exc)) from exc
+
+    def _writer(self, schema_id: int) -> Any:
+        cached = self._writers.get(schema_id)
+        if cached is not None:
+            return cached
+        try:
+            schema = self._registry.get_schema(schema_id)
+        except SchemaRegistryError as exc:
+            if exc.http_status_code == 404:
+                raise DecodeError("UNKNOWN_SCHEMA", f"schema id {schema_id} is not in the "
+                                  "registry") from exc
+            raise RegistryUnavailable(f"schema registry error for id {schema_id}: {exc}") from exc
+        except Exception as exc:  # connection refused, timeouts: the registry is down
+            raise RegistryUnavailable(
+                f"schema registry unreachable looking up id {schema_id}: {exc}"
+            ) from exc
+        parsed = fastavro.parse_schema(json.loads(schema.schema_str or "null"))
+        if _same_schema(parsed, self._contract.parsed):
+            parsed = self._contract.parsed  # same schema: skip schema resolution when reading
+        self._writers[schema_id] = parsed
+        return parsed
+
+
+class AvroEncoder:
+    """Encodes values for one output topic with its registered schema id."""
+
+    def __init__(self, registry: SchemaRegistryClient, topic: str, contract: AvroContract,
+                 auto_register: bool = True) -> None:
+        self.contract = contract
+        schema = Schema(contract.schema_str, "AVRO")
+        subject = subject_for(topic)
+        try:
+            if auto_register:
+                schema_id = registry.register_schema(subject, schema)
+            else:
+                schema_id = registry.lookup_schema(subject, schema).schema_id or -1
+        except SchemaRegistryError as exc:
+            raise SchemaRegistryError(
+                exc.http_status_code, exc.error_code,
+                f"cannot use the schema for {subject}: {exc.error_message}",
+            ) from exc
+        self.schema_id: int = schema_id
+        self._header = HEADER.pack(MAGIC, schema_id)
+
+    def encode(self, value: Any) -> bytes:
+        if isinstance(value, BaseModel):
+            value = value.model_dump()
+        buf = io.BytesIO()
+        buf.write(self._header)
+        try:
+            fastavro.schemaless_writer(
+                buf, self.contract.parsed, value, strict=True, strict_allow_default=True
+            )
+        except Exception as exc:  # fastavro raises ValueError/TypeError/KeyError on misfit
+            raise EncodeError(f"value does not fit the output schema: {exc}") from exc
+        return buf.getvalue()
+
+
+def _same_schema(a: Any, b: Any) -> bool:
+    return bool(json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True))
+
+
+def _short_validation(exc: ValidationError) -> str:
+    errors = exc.errors()
+    parts = [f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in errors[:3]]
+    more = f" (+{len(errors) - 3} more)" if len(errors) > 3 else ""
+    return "; ".join(parts) + more
