@@ -5,18 +5,21 @@ from __future__ import annotations
 import argparse
 import sys
 
+from eos.engine import cli as engine_cli
 from eos.stack import cli as stack_cli
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="eos", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="eos", description="Exactly-once consume-transform-produce on Apache Kafka."
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     stack_cli.add_parser(sub)
+    engine_cli.add_parsers(sub)
     args = parser.parse_args(argv)
     if args.command == "stack":
         return stack_cli.run(args)
-    parser.error(f"unknown command {args.command}")
-    return 2
+    return engine_cli.run(args)
 
 
 if __name__ == "__main__":

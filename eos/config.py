@@ -66,6 +66,7 @@ class EngineSettings(BaseSettings):
     schema_registry_url: str = "http://127.0.0.1:8081/apis/ccompat/v7"
     group_id: str = "eos"
     input_topics: list[str] = Field(default_factory=list)
+    output_topic: str | None = Field(default=None, description="for single-output apps")
     dlq_topic: str = "eos.dlq"
     mode: Mode = Mode.EXACTLY_ONCE
 

@@ -26,15 +26,17 @@ def _common(settings: EngineSettings) -> ConfigDict:
 
 def consumer_config(settings: EngineSettings) -> ConfigDict:
     config = _common(settings)
-    config.update({
-        "group.id": settings.group_id,
-        # Only committed transactions are inputs; offsets move only with our transactions.
-        "isolation.level": "read_committed",
-        "enable.auto.commit": False,
-        "enable.auto.offset.store": False,
-        "auto.offset.reset": settings.auto_offset_reset,
-        "max.poll.interval.ms": settings.max_poll_interval_ms,
-    })
+    config.update(
+        {
+            "group.id": settings.group_id,
+            # Only committed transactions are inputs; offsets move only with our transactions.
+            "isolation.level": "read_committed",
+            "enable.auto.commit": False,
+            "enable.auto.offset.store": False,
+            "auto.offset.reset": settings.auto_offset_reset,
+            "max.poll.interval.ms": settings.max_poll_interval_ms,
+        }
+    )
     if settings.group_protocol == "consumer":
         # KIP-848: the broker assigns; the client-side assignor settings do not apply.
         config["group.protocol"] = "consumer"
@@ -46,20 +48,24 @@ def consumer_config(settings: EngineSettings) -> ConfigDict:
 
 def producer_config(settings: EngineSettings) -> ConfigDict:
     config = _common(settings)
-    config.update({
-        "enable.idempotence": True,
-        "acks": "all",
-        "linger.ms": 5,
-        "compression.type": "lz4",
-    })
+    config.update(
+        {
+            "enable.idempotence": True,
+            "acks": "all",
+            "linger.ms": 5,
+            "compression.type": "lz4",
+        }
+    )
     if settings.mode is Mode.EXACTLY_ONCE:
         config["transactional.id"] = settings.transactional_id
         config["transaction.timeout.ms"] = settings.transaction_timeout_ms
     return config
 
 
-def make_consumer(settings: EngineSettings) -> Consumer:
-    return Consumer(consumer_config(settings), logger=log)
+def make_consumer(settings: EngineSettings, partition_eof: bool = False) -> Consumer:
+    config = consumer_config(settings)
+    config["enable.partition.eof"] = partition_eof
+    return Consumer(config, logger=log)
 
 
 def make_producer(settings: EngineSettings) -> Producer:

@@ -99,8 +99,9 @@ class AvroDecoder:
             schema = self._registry.get_schema(schema_id)
         except SchemaRegistryError as exc:
             if exc.http_status_code == 404:
-                raise DecodeError("UNKNOWN_SCHEMA", f"schema id {schema_id} is not in the "
-                                  "registry") from exc
+                raise DecodeError(
+                    "UNKNOWN_SCHEMA", f"schema id {schema_id} is not in the registry"
+                ) from exc
             raise RegistryUnavailable(f"schema registry error for id {schema_id}: {exc}") from exc
         except Exception as exc:  # connection refused, timeouts: the registry is down
             raise RegistryUnavailable(
@@ -116,8 +117,13 @@ class AvroDecoder:
 class AvroEncoder:
     """Encodes values for one output topic with its registered schema id."""
 
-    def __init__(self, registry: SchemaRegistryClient, topic: str, contract: AvroContract,
-                 auto_register: bool = True) -> None:
+    def __init__(
+        self,
+        registry: SchemaRegistryClient,
+        topic: str,
+        contract: AvroContract,
+        auto_register: bool = True,
+    ) -> None:
         self.contract = contract
         schema = Schema(contract.schema_str, "AVRO")
         subject = subject_for(topic)
@@ -128,7 +134,8 @@ class AvroEncoder:
                 schema_id = registry.lookup_schema(subject, schema).schema_id or -1
         except SchemaRegistryError as exc:
             raise SchemaRegistryError(
-                exc.http_status_code, exc.error_code,
+                exc.http_status_code,
+                exc.error_code,
                 f"cannot use the schema for {subject}: {exc.error_message}",
             ) from exc
         self.schema_id: int = schema_id

@@ -1,0 +1,1 @@
+"""Delivery semantics: batches, transactions, the dead-letter topic, the run loop."""

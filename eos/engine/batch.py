@@ -1,0 +1,129 @@
+"""Run the transform over a batch, outside any transaction: decode, transform, encode.
+
+Nothing here talks to Kafka, so a failure costs no abort. The result says which
+records produced which outputs and which go to the dead-letter topic.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+from eos.engine.api import InputRecord, OutputRecord, PermanentError, Transform, TransientError
+from eos.engine.dlq import Failure
+from eos.engine.records import Consumed
+from eos.serde.avro import AvroDecoder, AvroEncoder, DecodeError, EncodeError
+
+Encoded = tuple[str, bytes | None, bytes | None, list[tuple[str, bytes]]]
+RecordKey = tuple[str, int, int]
+
+
+class RecordTransient(Exception):
+    """A record failed transiently; the batch is retried after a backoff."""
+
+    def __init__(self, record: Consumed, error: BaseException) -> None:
+        super().__init__(str(error))
+        self.record = record
+        self.error = error
+
+
+class RecordUnexpected(Exception):
+    """A record raised an unexpected exception; the batch is redone with isolation."""
+
+    def __init__(self, record: Consumed, error: BaseException) -> None:
+        super().__init__(f"{type(error).__name__}: {error}")
+        self.record = record
+        self.error = error
+
+
+@dataclass
+class BatchResult:
+    records: Sequence[Consumed]
+    outputs: list[Encoded] = field(default_factory=list)
+    failures: list[Failure] = field(default_factory=list)
+
+    def outcomes(self) -> list[bool]:
+        """Per record, whether it was dead-lettered (for the circuit breaker)."""
+        failed = {id(f.record) for f in self.failures}
+        return [id(r) in failed for r in self.records]
+
+
+def key_of(rec: Consumed) -> RecordKey:
+    return rec.topic, rec.partition, rec.offset
+
+
+class BatchRunner:
+    def __init__(
+        self,
+        transform: Transform,
+        decoders: Mapping[str, AvroDecoder | None],
+        encoders: Mapping[str, AvroEncoder],
+        max_attempts: int,
+    ) -> None:
+        self._transform = transform
+        self._decoders = decoders
+        self._encoders = encoders
+        self._max_attempts = max_attempts
+
+    def run(
+        self, records: Sequence[Consumed], attempts: Mapping[RecordKey, int], isolate: bool = False
+    ) -> BatchResult:
+        """Process `records` in order.
+
+        `attempts` counts earlier transient failures per record: at the limit, a transient
+        failure counts as permanent. With `isolate`, an unexpected exception condemns only
+        the record that raised it; without, it stops the batch (RecordUnexpected).
+        """
+        result = BatchResult(records)
+        for rec in records:
+            tries = attempts.get(key_of(rec), 0) + 1
+            try:
+                result.outputs.extend(self._one(rec))
+            except DecodeError as exc:
+                result.failures.append(Failure(rec, exc, exc.reason, tries))
+            except EncodeError as exc:
+                result.failures.append(Failure(rec, exc, "OUTPUT_SCHEMA", tries))
+            except PermanentError as exc:
+                result.failures.append(Failure(rec, exc, "PERMANENT", tries))
+            except TransientError as exc:
+                if tries >= self._max_attempts:
+                    result.failures.append(Failure(rec, exc, "TRANSIENT_EXHAUSTED", tries))
+                else:
+                    raise RecordTransient(rec, exc) from exc
+            except Exception as exc:
+                if not isolate:
+                    raise RecordUnexpected(rec, exc) from exc
+                result.failures.append(Failure(rec, exc, "UNEXPECTED", tries))
+        return result
+
+    def _one(self, rec: Consumed) -> list[Encoded]:
+        decoder = self._decoders.get(rec.topic)
+        value = rec.value if decoder is None else decoder.decode(rec.value)
+        headers = dict(rec.headers)
+        record = InputRecord(
+            rec.topic,
+            rec.partition,
+            rec.offset,
+            rec.timestamp_ms,
+            rec.key,
+            value,
+            headers,
+            rec.value,
+        )
+        return [self._encode(out) for out in self._transform(record)]
+
+    def _encode(self, out: OutputRecord) -> Encoded:
+        key = out.key.encode("utf-8") if isinstance(out.key, str) else out.key
+        if out.value is None or isinstance(out.value, bytes):
+            value = out.value
+        else:
+            encoder = self._encoders.get(out.topic)
+            if encoder is None:
+                raise PermanentError(
+                    f"transform produced to {out.topic!r}, which has no output contract"
+                )
+            value = encoder.encode(out.value)
+        headers = [
+            (k, v.encode("utf-8") if isinstance(v, str) else v) for k, v in out.headers.items()
+        ]
+        return out.topic, key, value, headers

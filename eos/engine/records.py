@@ -1,0 +1,51 @@
+"""A consumed record held in memory until its batch commits."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from confluent_kafka import Message, TopicPartition
+
+
+@dataclass(frozen=True, slots=True)
+class Consumed:
+    topic: str
+    partition: int
+    offset: int
+    timestamp_ms: int
+    key: bytes | None
+    value: bytes | None
+    headers: list[tuple[str, bytes]]
+
+    @classmethod
+    def from_message(cls, msg: Message) -> Consumed:
+        return cls(
+            topic=msg.topic() or "",
+            partition=msg.partition() or 0,
+            offset=msg.offset() or 0,
+            timestamp_ms=msg.timestamp()[1],
+            key=msg.key(),
+            value=msg.value(),
+            headers=_headers(msg),
+        )
+
+    @property
+    def tp(self) -> tuple[str, int]:
+        return self.topic, self.partition
+
+
+def next_offsets(records: Sequence[Consumed]) -> list[TopicPartition]:
+    """The offsets to commit for `records`: per partition, the last offset + 1."""
+    last: dict[tuple[str, int], int] = {}
+    for rec in records:
+        last[rec.tp] = max(rec.offset, last.get(rec.tp, -1))
+    return [TopicPartition(t, p, o + 1) for (t, p), o in sorted(last.items())]
+
+
+def _headers(msg: Message) -> list[tuple[str, bytes]]:
+    raw = msg.headers()
+    if not raw:
+        return []
+    items = raw.items() if isinstance(raw, dict) else raw
+    return [(k, v if isinstance(v, bytes) else (v or "").encode()) for k, v in items]

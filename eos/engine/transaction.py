@@ -1,0 +1,156 @@
+"""Where a batch commits. The step order of a transaction is written down in `commit`."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol, TypeVar, cast
+
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
+
+from eos.engine.batch import Encoded
+from eos.kafka.errors import ErrorClass, TransactionError, classify, kafka_error
+
+log = logging.getLogger("eos.transaction")
+T = TypeVar("T")
+
+# How long one transactional call may keep failing retriably before we give up on it
+# and treat the transaction as failed (abort, redo the batch).
+RETRY_BUDGET_S = 60.0
+
+
+class Committer(Protocol):
+    def init(self) -> None: ...
+    def commit(self, offsets: Sequence[TopicPartition], outputs: Sequence[Encoded]) -> None: ...
+    def abort(self) -> None: ...
+    def close(self) -> None: ...
+
+
+class TransactionalCommitter:
+    """Exactly-once: a batch's outputs, DLQ records and input offsets in one transaction."""
+
+    def __init__(self, producer: Producer, consumer: Consumer) -> None:
+        self._producer = producer
+        self._consumer = consumer
+        self._open = False
+
+    def init(self) -> None:
+        # Fences any older producer with our transactional.id and aborts its open transaction.
+        self._call("init_transactions", lambda: self._producer.init_transactions(60))
+
+    def commit(self, offsets: Sequence[TopicPartition], outputs: Sequence[Encoded]) -> None:
+        """The step order of every batch:
+
+        1. begin the transaction;
+        2. produce the outputs and dead-letter records (one list, in input order);
+        3. add the consumer's next offsets, with its group metadata, to the transaction
+           (the broker rejects them if this instance has lost the partitions meanwhile);
+        4. commit: librdkafka flushes every produced record, then commits. A commit that
+           times out is retried, never aborted, since it may already have succeeded.
+        """
+        self._call("begin_transaction", self._producer.begin_transaction)
+        self._open = True
+        self._produce_all(outputs)
+        group = self._consumer.consumer_group_metadata()
+        self._call(
+            "send_offsets_to_transaction",
+            lambda: self._producer.send_offsets_to_transaction(list(offsets), group, 30),
+        )
+        self._call("commit_transaction", lambda: self._producer.commit_transaction(30))
+        self._open = False
+
+    def abort(self) -> None:
+        if self._open:
+            self._call("abort_transaction", lambda: self._producer.abort_transaction(30))
+            self._open = False
+
+    def close(self) -> None:
+        self.abort()
+        self._producer.flush(10)
+
+    def _produce_all(self, outputs: Sequence[Encoded]) -> None:
+        for topic, key, value, headers in outputs:
+            while True:
+                try:
+                    self._producer.produce(topic, value=value, key=key, headers=cast(Any, headers))
+                    break
+                except BufferError:
+                    self._producer.poll(0.05)  # local queue full: let deliveries drain
+                except KafkaException as exc:
+                    err = kafka_error(exc)
+                    cls = (
+                        ErrorClass.FATAL
+                        if classify(err) is ErrorClass.FATAL
+                        else ErrorClass.ABORTABLE
+                    )
+                    raise TransactionError(f"produce to {topic}", err, cls) from exc
+        self._producer.poll(0)
+
+    def _call(self, step: str, fn: Callable[[], T]) -> T:
+        deadline = time.monotonic() + RETRY_BUDGET_S
+        while True:
+            try:
+                return fn()
+            except KafkaException as exc:
+                err = kafka_error(exc)
+                cls = classify(err)
+                if cls is ErrorClass.RETRIABLE and time.monotonic() < deadline:
+                    log.warning("%s: retriable error %s, retrying", step, err.str())
+                    time.sleep(0.2)
+                    continue
+                if cls is ErrorClass.RETRIABLE:
+                    cls = ErrorClass.ABORTABLE if step != "init_transactions" else ErrorClass.FATAL
+                raise TransactionError(step, err, cls) from exc
+
+
+class AtLeastOnceCommitter:
+    """The same loop without transactions: outputs are flushed, then offsets committed.
+
+    A crash between the two redelivers the batch; it exists to measure what
+    exactly-once costs.
+    """
+
+    def __init__(self, producer: Producer, consumer: Consumer) -> None:
+        self._producer = producer
+        self._consumer = consumer
+        self._errors: list[KafkaError] = []
+
+    def init(self) -> None:
+        pass
+
+    def commit(self, offsets: Sequence[TopicPartition], outputs: Sequence[Encoded]) -> None:
+        self._errors.clear()
+        for topic, key, value, headers in outputs:
+            while True:
+                try:
+                    self._producer.produce(
+                        topic,
+                        value=value,
+                        key=key,
+                        headers=cast(Any, headers),
+                        on_delivery=self._on_delivery,
+                    )
+                    break
+                except BufferError:
+                    self._producer.poll(0.05)
+        remaining = self._producer.flush(60)
+        if remaining or self._errors:
+            err = self._errors[0] if self._errors else KafkaError(KafkaError._TIMED_OUT)
+            raise TransactionError("flush outputs", err, ErrorClass.ABORTABLE)
+        try:
+            self._consumer.commit(offsets=list(offsets), asynchronous=False)
+        except KafkaException as exc:
+            raise TransactionError(
+                "commit offsets", kafka_error(exc), ErrorClass.ABORTABLE
+            ) from exc
+
+    def _on_delivery(self, err: KafkaError | None, _msg: Message) -> None:
+        if err is not None:
+            self._errors.append(err)
+
+    def abort(self) -> None:
+        pass
+
+    def close(self) -> None:
+        self._producer.flush(10)
