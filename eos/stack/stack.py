@@ -116,26 +116,33 @@ class Stack:
         cluster_id = str(saved["cluster_id"]) if saved else random_cluster_id()
         self._spec_file.write_text(json.dumps({**asdict(requested), "cluster_id": cluster_id}))
 
+        # Claim every port before starting anything: a port in use then fails `up`
+        # without leaving part of the stack running.
+        to_start = [
+            node
+            for node in requested.nodes()
+            if self._claim(self._process(node.name), node.port, node.controller_port)
+        ]
+        reg = RegistryNode(requested.registry_port)
+        start_registry = requested.registry and self._claim(self._process(reg.name), reg.port)
+
         started = time.monotonic()
-        for node in requested.nodes():
+        for node in to_start:
             proc = self._process(node.name)
-            if self._claim(proc, node.port):
-                node.format_storage(self.layout, artifacts, cluster_id)
-                proc.start(node.argv(self.layout, artifacts, proc.marker))
-                self.say(f"started {node.name} on 127.0.0.1:{node.port} (log {proc.log_file})")
-        if requested.registry:
-            reg = RegistryNode(requested.registry_port)
+            node.format_storage(self.layout, artifacts, cluster_id)
+            proc.start(node.argv(self.layout, artifacts, proc.marker))
+            self.say(f"started {node.name} on 127.0.0.1:{node.port} (log {proc.log_file})")
+        if start_registry:
             proc = self._process(reg.name)
-            if self._claim(proc, reg.port):
-                proc.start(reg.argv(artifacts, proc.marker), cwd=self.layout.run)
-                self.say(f"started registry on 127.0.0.1:{reg.port} (log {proc.log_file})")
+            proc.start(reg.argv(artifacts, proc.marker), cwd=self.layout.run)
+            self.say(f"started registry on 127.0.0.1:{reg.port} (log {proc.log_file})")
         self._wait_ready(time.monotonic() + timeout)
         self.say(f"stack ready in {time.monotonic() - started:.1f}s")
         self.say(f"  bootstrap servers: {requested.bootstrap_servers}")
         if requested.registry_url:
             self.say(f"  schema registry (Confluent-compatible): {requested.registry_url}")
 
-    def _claim(self, proc: ManagedProcess, port: int) -> bool:
+    def _claim(self, proc: ManagedProcess, *ports: int) -> bool:
         """True when `proc` must be started; False when ours is already running."""
         if proc.running_pid() is not None:
             self.say(f"{proc.name} already running (pid {proc.running_pid()})")
@@ -143,9 +150,10 @@ class Stack:
         if proc.stale():
             self.say(f"removing stale pid file {proc.pid_file} (pid {proc.read_pid()} is gone)")
             proc.pid_file.unlink()
-        if port_open(port):
+        busy = [port for port in ports if port_open(port)]
+        if busy:
             raise StackError(
-                f"port {port} on 127.0.0.1 is in use by a process this stack did not start, "
+                f"port {busy[0]} on 127.0.0.1 is in use by a process this stack did not start, "
                 f"so {proc.name} cannot listen there. Stop that process, or start the stack "
                 "on other ports (--kafka-port / --registry-port)."
             )
