@@ -36,6 +36,11 @@ unit: install
 integration: install
 	$(BIN)/pytest tests/integration -v
 
+# Exactly-once against at-least-once on the local broker; figures to bench-results/latest.json.
+bench: install
+	@if [ -z "$$EOS_BOOTSTRAP_SERVERS" ]; then $(EOS) stack up; fi
+	EOS_TEST_NO_DOCKER=$${EOS_TEST_NO_DOCKER:-1} $(BIN)/python -m eos.bench $(BENCH_ARGS)
+
 lint: install
 	$(BIN)/ruff check eos tests
 	$(BIN)/ruff format --check eos tests

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import json
 import logging
+import resource
 import sys
+from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
@@ -30,6 +33,12 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
         "--until-caught-up",
         action="store_true",
         help="stop once every assigned partition is fully processed",
+    )
+    run.add_argument(
+        "--stats-json",
+        type=Path,
+        default=None,
+        help="write the run's totals, busy time and CPU time here on exit",
     )
     _add_setting_flags(run)
 
@@ -110,10 +119,19 @@ def run(args: argparse.Namespace) -> int:
         return 2
     processor.install_signal_handlers()
     try:
-        return processor.run()
+        code = processor.run()
     except Exception:
         logging.getLogger("eos").exception("processor failed")
-        return EXIT_FATAL
+        code = EXIT_FATAL
+    if getattr(args, "stats_json", None):
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        stats = {
+            **processor.stats.summary(),
+            "exit_code": code,
+            "cpu_seconds": round(usage.ru_utime + usage.ru_stime, 3),
+        }
+        args.stats_json.write_text(json.dumps(stats))
+    return code
 
 
 def _settings_error(exc: ValidationError) -> str:

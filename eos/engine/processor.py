@@ -57,8 +57,24 @@ class Stats:
     aborts: int = 0
     retries: int = 0
 
+    first_batch_at: float | None = None
+    last_commit_at: float | None = None
+
     def rate(self) -> float:
         return self.records / max(time.monotonic() - self.started, 1e-9)
+
+    def summary(self) -> dict[str, float | int]:
+        """Totals, and the busy time from the first batch to the last commit."""
+        busy = (self.last_commit_at or 0.0) - (self.first_batch_at or 0.0)
+        return {
+            "records": self.records,
+            "outputs": self.outputs,
+            "dead_lettered": self.dead_lettered,
+            "transactions": self.transactions,
+            "aborts": self.aborts,
+            "retries": self.retries,
+            "busy_seconds": round(busy, 3),
+        }
 
 
 class Processor:
@@ -128,6 +144,7 @@ class Processor:
             while not self._stop.is_set():
                 batch = self._consume()
                 if batch:
+                    self.stats.first_batch_at = self.stats.first_batch_at or time.monotonic()
                     self._process(batch)
                 self._report()
                 if self.until_caught_up and self._caught_up(bool(batch)):
@@ -275,13 +292,9 @@ class Processor:
         self._process(batch[mid:])
 
     def _commit(self, result: BatchResult) -> None:
-        """Merge outputs and DLQ records in input order, check the breaker, commit."""
-        failures = {id(f.record): f for f in result.failures}
-        if failures:
-            last = result.failures[-1]
-            self.breaker.check(result.outcomes(), f"{last.reason}: {last.error}")
-        else:
-            self.breaker.check(result.outcomes(), "")
+        """Check the breaker, then commit the outputs and the DLQ records together."""
+        last = result.failures[-1] if result.failures else None
+        self.breaker.check(result.outcomes(), f"{last.reason}: {last.error}" if last else "")
         dlq = [
             dlq_record(f, self.settings.dlq_topic, self.settings.instance_id, self.redact)
             for f in result.failures
@@ -291,6 +304,7 @@ class Processor:
         self.stats.outputs += len(result.outputs)
         self.stats.dead_lettered += len(dlq)
         self.stats.transactions += 1
+        self.stats.last_commit_at = time.monotonic()
         for f in result.failures:
             log.warning(
                 "dead-lettered %s: %s %s",

@@ -13,6 +13,7 @@ import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from eos.stack.registry import RegistryNode
 from eos.stack.stack import Stack, StackSpec, kafka_answers
 
 ConfigValue = str | int | float | bool
@@ -93,7 +94,8 @@ def _containers() -> Iterator[KafkaCluster]:
 def _local_stack() -> Iterator[KafkaCluster]:
     stack = Stack()
     spec = StackSpec()
-    already = kafka_answers(spec.bootstrap_servers) and all(s.answering for s in stack.status())
+    # Whoever started it, a broker and registry answering on the stack's ports will do.
+    already = kafka_answers(spec.bootstrap_servers) and RegistryNode(spec.registry_port).ready()
     if not already:
         stack.up(spec)
     try:

@@ -1,0 +1,366 @@
+"""`make bench`: exactly-once against at-least-once on the same broker, in the same run.
+
+Two phases per mode, each processor a separate process (as in production):
+- throughput: 200,000 preloaded Avro events (~200 bytes), processed until caught up;
+  records/s over the busy time (first batch to last commit), transactions/s, CPU.
+- latency: a steady stream at a fixed rate while the processor runs; for each output,
+  the time from the input's append (its broker timestamp) to the moment a read_committed
+  consumer sees it; p50 and p99.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import signal
+import struct
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import fastavro
+from confluent_kafka import Consumer, Producer
+from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
+
+from eos.serde.schemas import contract
+from eos.testing.cluster import KafkaCluster, provide_cluster
+from eos.testing.helpers import create_topic
+
+MODES = ("exactly_once", "at_least_once")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="eos-bench", description=__doc__)
+    parser.add_argument("--records", type=int, default=200_000)
+    parser.add_argument("--partitions", type=int, default=6)
+    parser.add_argument("--latency-rate", type=int, default=5_000, help="events/s")
+    parser.add_argument("--latency-seconds", type=float, default=10.0)
+    parser.add_argument("--batch-max-records", type=int, default=None)
+    parser.add_argument("--batch-max-ms", type=int, default=None)
+    parser.add_argument("--out", type=Path, default=Path("bench-results/latest.json"))
+    args = parser.parse_args(argv)
+
+    with provide_cluster() as cluster:
+        print(f"cluster: {cluster.bootstrap_servers} ({cluster.source})", flush=True)
+        results = [run_mode(cluster, mode, args) for mode in MODES]
+    report(results, args.out)
+    return 0
+
+
+def run_mode(cluster: KafkaCluster, mode: str, args: argparse.Namespace) -> dict[str, Any]:
+    tag = f"{mode.replace('_', '')}-{uuid.uuid4().hex[:6]}"
+    topics = {
+        "input": create_topic(cluster, f"bench-in-{tag}", args.partitions),
+        "output": create_topic(cluster, f"bench-out-{tag}", args.partitions),
+        "dlq": create_topic(cluster, f"bench-dlq-{tag}", 1),
+    }
+    print(f"\n== {mode}: preloading {args.records:,} events into {topics['input']}", flush=True)
+    preload(cluster, topics["input"], args.records)
+
+    stats_file = Path(tempfile.mkstemp(suffix=".json")[1])
+    print(f"== {mode}: processing until caught up", flush=True)
+    proc = spawn(
+        cluster,
+        mode,
+        topics,
+        f"g-{tag}",
+        args,
+        "--until-caught-up",
+        "--stats-json",
+        str(stats_file),
+    )
+    watch_progress(proc, cluster, topics["output"], args.records)
+    stats = json.loads(stats_file.read_text())
+    stats_file.unlink()
+    if stats["records"] != args.records or stats["exit_code"] != 0:
+        raise SystemExit(
+            f"{mode}: processed {stats['records']} of {args.records} "
+            f"(exit {stats['exit_code']}); see the log above"
+        )
+
+    print(
+        f"== {mode}: latency at {args.latency_rate:,} events/s for {args.latency_seconds:.0f}s",
+        flush=True,
+    )
+    p50, p99, seen = measure_latency(cluster, mode, topics, f"g-{tag}", args)
+    busy = stats["busy_seconds"]
+    return {
+        "mode": mode,
+        "records": stats["records"],
+        "seconds": busy,
+        "records_per_s": round(stats["records"] / busy, 1),
+        "transactions": stats["transactions"],
+        "transactions_per_s": round(stats["transactions"] / busy, 1),
+        "cpu_seconds": stats["cpu_seconds"],
+        "cpu_us_per_record": round(stats["cpu_seconds"] / stats["records"] * 1e6, 1),
+        "p50_ms": p50,
+        "p99_ms": p99,
+        "latency_samples": seen,
+        "latency_rate_per_s": args.latency_rate,
+    }
+
+
+def _encoder(cluster: KafkaCluster, topic: str) -> tuple[bytes, Any]:
+    registry = SchemaRegistryClient({"url": cluster.schema_registry_url})
+    event = contract("event")
+    schema_id = registry.register_schema(f"{topic}-value", Schema(event.schema_str, "AVRO"))
+    return struct.pack(">bI", 0, schema_id), event.parsed
+
+
+def _event(i: int, header: bytes, parsed: Any) -> bytes:
+    buf = io.BytesIO()
+    buf.write(header)
+    fastavro.schemaless_writer(
+        buf,
+        parsed,
+        {
+            "id": f"evt-{i:09d}",
+            "seq": i,
+            "account": f"acct-{i % 1000:04d}",
+            "amount": 1000 + i % 5000,
+            "action": "ok",
+            "created_at_ms": int(time.time() * 1000),
+            "payload": "p" * 130,  # brings the record to about 200 bytes
+        },
+    )
+    return buf.getvalue()
+
+
+def preload(cluster: KafkaCluster, topic: str, count: int) -> None:
+    header, parsed = _encoder(cluster, topic)
+    producer = Producer(
+        {
+            "bootstrap.servers": cluster.bootstrap_servers,
+            "linger.ms": 20,
+            "compression.type": "lz4",
+            "enable.idempotence": True,
+        }
+    )
+    progress = Progress("preload", count)
+    size = 0
+    for i in range(count):
+        value = _event(i, header, parsed)
+        size += len(value)
+        while True:
+            try:
+                producer.produce(topic, key=f"acct-{i % 1000:04d}".encode(), value=value)
+                break
+            except BufferError:
+                producer.poll(0.05)
+        if i % 1000 == 0:
+            producer.poll(0)
+            progress.update(i)
+    if producer.flush(120):
+        raise SystemExit("preload: records still undelivered after 120 s")
+    progress.done(count)
+    print(f"  average value size {size / count:.0f} bytes", flush=True)
+
+
+def spawn(
+    cluster: KafkaCluster,
+    mode: str,
+    topics: dict[str, str],
+    group: str,
+    args: argparse.Namespace,
+    *extra: str,
+) -> subprocess.Popen[bytes]:
+    cmd = [
+        sys.executable,
+        "-m",
+        "eos",
+        "run",
+        "events",
+        "--bootstrap-servers",
+        cluster.bootstrap_servers,
+        "--schema-registry-url",
+        cluster.schema_registry_url,
+        "--group-id",
+        group,
+        "--input-topics",
+        topics["input"],
+        "--output-topic",
+        topics["output"],
+        "--dlq-topic",
+        topics["dlq"],
+        "--instance-id",
+        f"bench-{group}",
+        "--mode",
+        mode,
+        *extra,
+    ]
+    if args.batch_max_records:
+        cmd += ["--batch-max-records", str(args.batch_max_records)]
+    if args.batch_max_ms:
+        cmd += ["--batch-max-ms", str(args.batch_max_ms)]
+    log = open(Path(tempfile.gettempdir()) / f"eos-bench-{group}.log", "wb")  # noqa: SIM115
+    return subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
+
+
+def watch_progress(
+    proc: subprocess.Popen[bytes], cluster: KafkaCluster, topic: str, total: int
+) -> None:
+    """A progress line from the output topic's high watermarks while the processor runs."""
+    consumer = Consumer(
+        {
+            "bootstrap.servers": cluster.bootstrap_servers,
+            "group.id": f"watch-{uuid.uuid4().hex[:6]}",
+        }
+    )
+    progress = Progress("process", total)
+    try:
+        from confluent_kafka import TopicPartition
+
+        parts = consumer.list_topics(topic, timeout=10).topics[topic].partitions
+        while proc.poll() is None:
+            done = sum(
+                consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=5)[1]
+                for p in parts
+            )
+            progress.update(min(done, total))
+            time.sleep(1)
+    finally:
+        consumer.close()
+    progress.done(total)
+
+
+def measure_latency(
+    cluster: KafkaCluster, mode: str, topics: dict[str, str], group: str, args: argparse.Namespace
+) -> tuple[float, float, int]:
+    proc = spawn(cluster, mode, topics, group, args)
+    count = int(args.latency_rate * args.latency_seconds)
+    latencies: list[float] = []
+    stop = threading.Event()
+
+    def read() -> None:
+        consumer = Consumer(
+            {
+                "bootstrap.servers": cluster.bootstrap_servers,
+                "group.id": f"lat-{uuid.uuid4().hex[:6]}",
+                "isolation.level": "read_committed",
+                "auto.offset.reset": "latest",
+            }
+        )
+        consumer.subscribe([topics["output"]])
+        header_len = 5
+        parsed = contract("enriched_event").parsed
+        while not stop.is_set():
+            # Small, quick polls: a batch wait here would count as processing latency.
+            for msg in consumer.consume(100, 0.01):
+                if msg.error():
+                    continue
+                seen = time.time() * 1000
+                raw = msg.value() or b""
+                value: Any = fastavro.schemaless_reader(io.BytesIO(raw[header_len:]), parsed)
+                if value["seq"] >= 10**9:
+                    latencies.append(seen - value["input_created_at_ms"])
+        consumer.close()
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    time.sleep(5)  # the processor joins its group, the reader its own
+    header, parsed = _encoder(cluster, topics["input"])
+    producer = Producer({"bootstrap.servers": cluster.bootstrap_servers, "linger.ms": 1})
+    start = time.monotonic()
+    for i in range(count):
+        # Pace the stream; the event carries its own creation time, taken at send.
+        target = start + i / args.latency_rate
+        delay = target - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
+        producer.produce(
+            topics["input"],
+            key=f"acct-{i % 1000:04d}".encode(),
+            value=_event(10**9 + i, header, parsed),
+        )
+        producer.poll(0)
+    producer.flush(30)
+    deadline = time.monotonic() + 30
+    while len(latencies) < count and time.monotonic() < deadline:
+        time.sleep(0.2)
+    stop.set()
+    reader.join(10)
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(60)
+    if not latencies:
+        raise SystemExit(f"{mode}: no output seen in the latency phase")
+    latencies.sort()
+    p50 = latencies[len(latencies) // 2]
+    p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))]
+    return round(p50, 1), round(p99, 1), len(latencies)
+
+
+class Progress:
+    """A line every 2 seconds: count, rate and ETA."""
+
+    def __init__(self, what: str, total: int) -> None:
+        self.what, self.total = what, total
+        self.start = self.last = time.monotonic()
+
+    def update(self, done: int) -> None:
+        now = time.monotonic()
+        if now - self.last < 2:
+            return
+        self.last = now
+        rate = done / max(now - self.start, 1e-9)
+        eta = (self.total - done) / rate if rate > 0 else float("inf")
+        print(
+            f"  {self.what}: {done:,}/{self.total:,} ({done / self.total:.0%}) "
+            f"{rate:,.0f}/s, ETA {eta:.0f}s",
+            flush=True,
+        )
+
+    def done(self, count: int) -> None:
+        took = time.monotonic() - self.start
+        print(
+            f"  {self.what}: {count:,} in {took:.1f}s ({count / max(took, 1e-9):,.0f}/s)",
+            flush=True,
+        )
+
+
+def report(results: list[dict[str, Any]], out: Path) -> None:
+    cols = (
+        "mode",
+        "records",
+        "seconds",
+        "records_per_s",
+        "transactions_per_s",
+        "cpu_us_per_record",
+        "p50_ms",
+        "p99_ms",
+    )
+    print()
+    print("  ".join(f"{c:>18}" for c in cols))
+    for row in results:
+        print("  ".join(f"{row[c]:>18}" for c in cols))
+    eos, alo = results
+    ratio = eos["records_per_s"] / alo["records_per_s"]
+    bars = {
+        "eos_vs_alo_ratio": round(ratio, 3),
+        "eos_vs_alo_bar_met": ratio >= 0.9,
+        "eos_20k_bar_met": eos["records_per_s"] >= 20_000,
+    }
+    print(
+        f"\nexactly-once / at-least-once throughput: {ratio:.1%} (bar: >= 90%: "
+        f"{'met' if bars['eos_vs_alo_bar_met'] else 'NOT met'})"
+    )
+    print(
+        f"exactly-once records/s: {eos['records_per_s']:,.0f} (bar: >= 20,000: "
+        f"{'met' if bars['eos_20k_bar_met'] else 'NOT met'})"
+    )
+    eos["throughput_vs_at_least_once"] = bars["eos_vs_alo_ratio"]
+    for row in results:
+        row["cpus"] = os.cpu_count()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=2))
+    print(f"written to {out}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
