@@ -6,16 +6,24 @@ records produced which outputs and which go to the dead-letter topic.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from eos.engine.api import InputRecord, OutputRecord, PermanentError, Transform, TransientError
 from eos.engine.dlq import Failure
-from eos.engine.records import Consumed
+from eos.engine.records import Consumed, Encoded
 from eos.serde.avro import AvroDecoder, AvroEncoder, DecodeError, EncodeError
 
-Encoded = tuple[str, bytes | None, bytes | None, list[tuple[str, bytes]]]
 RecordKey = tuple[str, int, int]
+
+
+class Stateful(Protocol):
+    """A state store's hooks into the batch (see eos.engine.state)."""
+
+    def begin_batch(self) -> None: ...
+    def end_record(self, ok: bool) -> None: ...
+    def changelog_records(self) -> list[Encoded]: ...
 
 
 class RecordTransient(Exception):
@@ -59,11 +67,15 @@ class BatchRunner:
         decoders: Mapping[str, AvroDecoder | None],
         encoders: Mapping[str, AvroEncoder],
         max_attempts: int,
+        stores: Sequence[Stateful] = (),
+        fallback_encoder: Callable[[str], AvroEncoder | None] | None = None,
     ) -> None:
         self._transform = transform
         self._decoders = decoders
         self._encoders = encoders
         self._max_attempts = max_attempts
+        self._stores = stores
+        self._fallback_encoder = fallback_encoder
 
     def run(
         self, records: Sequence[Consumed], attempts: Mapping[RecordKey, int], isolate: bool = False
@@ -75,10 +87,14 @@ class BatchRunner:
         the record that raised it; without, it stops the batch (RecordUnexpected).
         """
         result = BatchResult(records)
+        for store in self._stores:
+            store.begin_batch()
         for rec in records:
             tries = attempts.get(key_of(rec), 0) + 1
+            ok = False
             try:
                 result.outputs.extend(self._one(rec))
+                ok = True
             except DecodeError as exc:
                 result.failures.append(Failure(rec, exc, exc.reason, tries))
             except EncodeError as exc:
@@ -94,6 +110,11 @@ class BatchRunner:
                 if not isolate:
                     raise RecordUnexpected(rec, exc) from exc
                 result.failures.append(Failure(rec, exc, "UNEXPECTED", tries))
+            finally:
+                for store in self._stores:
+                    store.end_record(ok)
+        for store in self._stores:
+            result.outputs.extend(store.changelog_records())
         return result
 
     def _one(self, rec: Consumed) -> list[Encoded]:
@@ -118,6 +139,8 @@ class BatchRunner:
             value = out.value
         else:
             encoder = self._encoders.get(out.topic)
+            if encoder is None and self._fallback_encoder is not None:
+                encoder = self._fallback_encoder(out.topic)
             if encoder is None:
                 raise PermanentError(
                     f"transform produced to {out.topic!r}, which has no output contract"
@@ -126,4 +149,4 @@ class BatchRunner:
         headers = [
             (k, v.encode("utf-8") if isinstance(v, str) else v) for k, v in out.headers.items()
         ]
-        return out.topic, key, value, headers
+        return Encoded(out.topic, key, value, headers)

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from eos.engine.api import InputRecord, OutputRecord, PermanentError
-from eos.engine.records import Consumed
+from eos.engine.records import Consumed, Encoded
 
 PREFIX = "eos.dlq."
 H_TOPIC = PREFIX + "topic"
@@ -55,8 +55,8 @@ def dlq_record(
     instance: str,
     redact: Redactor,
     failed_at: datetime | None = None,
-) -> tuple[str, bytes | None, bytes | None, list[tuple[str, bytes]]]:
-    """(topic, key, value, headers) for the DLQ: key and value are the original bytes."""
+) -> Encoded:
+    """The DLQ record for a failure: key and value are the original bytes."""
     rec = failure.record
     error = failure.error
     stack = "".join(traceback.format_exception(type(error), error, error.__traceback__))
@@ -76,7 +76,7 @@ def dlq_record(
     ]
     original = [(k, v) for k, v in rec.headers if not k.startswith(PREFIX)]
     headers = original + [(k, v.encode("utf-8")) for k, v in ours]
-    return dlq_topic, rec.key, rec.value, headers
+    return Encoded(dlq_topic, rec.key, rec.value, headers)
 
 
 def header(headers: Sequence[tuple[str, bytes]] | dict[str, bytes], name: str) -> str | None:

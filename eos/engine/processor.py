@@ -32,8 +32,9 @@ from eos.engine.batch import (
 from eos.engine.breaker import BreakerTripped, CircuitBreaker
 from eos.engine.dlq import Failure, Redactor, dlq_record
 from eos.engine.records import Consumed, next_offsets
+from eos.engine.state import StateStore
 from eos.engine.transaction import AtLeastOnceCommitter, Committer, TransactionalCommitter
-from eos.kafka.clients import make_consumer, make_producer
+from eos.kafka.clients import consumer_config, make_consumer, make_producer
 from eos.kafka.errors import ErrorClass, TransactionError
 
 log = logging.getLogger("eos.processor")
@@ -85,8 +86,10 @@ class Processor:
         consumer: Consumer | None = None,
         committer_factory: Callable[[Consumer], Committer] | None = None,
         until_caught_up: bool = False,
+        stores: Sequence[StateStore] = (),
     ) -> None:
         self.settings = settings
+        self.stores = stores
         self.runner = runner
         self.consumer = consumer or make_consumer(settings, partition_eof=until_caught_up)
         if committer_factory is not None:
@@ -184,17 +187,28 @@ class Processor:
     # -- rebalance callbacks (run inside consume/poll, never during a transaction) --------
 
     def _on_assign(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        self._assigned |= {(p.topic, p.partition) for p in partitions}
         log.info("assigned %s", _names(partitions))
+        # State first: no record of these partitions is returned before this returns.
+        for store in self.stores:
+            store.assigned({p.partition for p in partitions}, consumer_config(self.settings))
+        self._assigned |= {(p.topic, p.partition) for p in partitions}
 
     def _on_revoke(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        self._assigned -= {(p.topic, p.partition) for p in partitions}
-        self._at_end -= {(p.topic, p.partition) for p in partitions}
+        self._release(partitions)
         log.info("revoked %s", _names(partitions))
 
     def _on_lost(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        self._assigned -= {(p.topic, p.partition) for p in partitions}
+        self._release(partitions)
         log.warning("lost %s (another member may own them now)", _names(partitions))
+
+    def _release(self, partitions: list[TopicPartition]) -> None:
+        gone = {(p.topic, p.partition) for p in partitions}
+        self._assigned -= gone
+        self._at_end -= gone
+        # A store partition stays while any input topic still has that partition here.
+        still = {p for _t, p in self._assigned}
+        for store in self.stores:
+            store.revoked({p.partition for p in partitions} - still)
 
     # -- the batch ------------------------------------------------------------------------
 
@@ -300,6 +314,8 @@ class Processor:
             for f in result.failures
         ]
         self.committer.commit(next_offsets(result.records), [*result.outputs, *dlq])
+        for store in self.stores:
+            store.commit_batch()
         self.stats.records += len(result.records)
         self.stats.outputs += len(result.outputs)
         self.stats.dead_lettered += len(dlq)

@@ -4,8 +4,19 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from confluent_kafka import Message, TopicPartition
+
+
+class Encoded(NamedTuple):
+    """A record ready to produce."""
+
+    topic: str
+    key: bytes | None
+    value: bytes | None
+    headers: list[tuple[str, bytes]]
+    partition: int = -1  # -1: the producer's partitioner picks it from the key
 
 
 @dataclass(frozen=True, slots=True)

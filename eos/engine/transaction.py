@@ -9,7 +9,7 @@ from typing import Any, Protocol, TypeVar, cast
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 
-from eos.engine.batch import Encoded
+from eos.engine.records import Encoded
 from eos.kafka.errors import ErrorClass, TransactionError, classify, kafka_error
 
 log = logging.getLogger("eos.transaction")
@@ -70,21 +70,15 @@ class TransactionalCommitter:
         self._producer.flush(10)
 
     def _produce_all(self, outputs: Sequence[Encoded]) -> None:
-        for topic, key, value, headers in outputs:
-            while True:
-                try:
-                    self._producer.produce(topic, value=value, key=key, headers=cast(Any, headers))
-                    break
-                except BufferError:
-                    self._producer.poll(0.05)  # local queue full: let deliveries drain
-                except KafkaException as exc:
-                    err = kafka_error(exc)
-                    cls = (
-                        ErrorClass.FATAL
-                        if classify(err) is ErrorClass.FATAL
-                        else ErrorClass.ABORTABLE
-                    )
-                    raise TransactionError(f"produce to {topic}", err, cls) from exc
+        for out in outputs:
+            try:
+                produce(self._producer, out)
+            except KafkaException as exc:
+                err = kafka_error(exc)
+                fatal = classify(err) is ErrorClass.FATAL
+                # A record the client refuses (too large, say) fails the transaction only.
+                cls = ErrorClass.FATAL if fatal else ErrorClass.ABORTABLE
+                raise TransactionError(f"produce to {out.topic}", err, cls) from exc
         self._producer.poll(0)
 
     def _call(self, step: str, fn: Callable[[], T]) -> T:
@@ -121,19 +115,13 @@ class AtLeastOnceCommitter:
 
     def commit(self, offsets: Sequence[TopicPartition], outputs: Sequence[Encoded]) -> None:
         self._errors.clear()
-        for topic, key, value, headers in outputs:
-            while True:
-                try:
-                    self._producer.produce(
-                        topic,
-                        value=value,
-                        key=key,
-                        headers=cast(Any, headers),
-                        on_delivery=self._on_delivery,
-                    )
-                    break
-                except BufferError:
-                    self._producer.poll(0.05)
+        for out in outputs:
+            try:
+                produce(self._producer, out, self._on_delivery)
+            except KafkaException as exc:
+                raise TransactionError(
+                    f"produce to {out.topic}", kafka_error(exc), ErrorClass.ABORTABLE
+                ) from exc
         remaining = self._producer.flush(60)
         if remaining or self._errors:
             err = self._errors[0] if self._errors else KafkaError(KafkaError._TIMED_OUT)
@@ -154,3 +142,24 @@ class AtLeastOnceCommitter:
 
     def close(self) -> None:
         self._producer.flush(10)
+
+
+def produce(
+    producer: Producer,
+    out: Encoded,
+    on_delivery: Callable[[KafkaError | None, Message], None] | None = None,
+) -> None:
+    """Produce one record, waiting for room when the local queue is full."""
+    while True:
+        try:
+            producer.produce(
+                out.topic,
+                value=out.value,
+                key=out.key,
+                headers=cast(Any, out.headers),
+                partition=out.partition,
+                on_delivery=on_delivery,
+            )
+            return
+        except BufferError:
+            producer.poll(0.05)  # let deliveries drain

@@ -53,6 +53,9 @@ def producer_config(settings: EngineSettings) -> ConfigDict:
             "enable.idempotence": True,
             "acks": "all",
             "linger.ms": 5,
+            # Java clients' partitioner: a key lands on the same partition whichever
+            # client produced it, which co-partitioned topics rely on.
+            "partitioner": "murmur2_random",
             "compression.type": "lz4",
         }
     )
