@@ -1,0 +1,1 @@
+"""The ledger/payment processor: the engine's first application."""

@@ -1,0 +1,35 @@
+"""Validation of a payment request: each failure is a rejection with a reason code."""
+
+from __future__ import annotations
+
+import re
+import uuid
+
+from eos.ledger.models import PaymentRequest, RejectionReason
+from eos.ledger.settings import LedgerSettings
+
+ACCOUNT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9:._-]{0,63}$")
+
+
+def validate(req: PaymentRequest, settings: LedgerSettings) -> tuple[RejectionReason, str] | None:
+    """The first rule the request breaks, or None when it is well-formed."""
+    try:
+        if str(uuid.UUID(req.payment_id)) != req.payment_id.lower():
+            raise ValueError
+    except ValueError:
+        return RejectionReason.INVALID_ID, f"payment id {req.payment_id!r} is not a UUID"
+    for role, account in (("debit", req.debit_account), ("credit", req.credit_account)):
+        if not ACCOUNT.match(account):
+            return RejectionReason.INVALID_ACCOUNT, f"{role} account {account!r} is malformed"
+    if req.debit_account == req.credit_account:
+        return RejectionReason.SAME_ACCOUNT, f"debit and credit are both {req.debit_account}"
+    if req.amount_minor <= 0:
+        return RejectionReason.INVALID_AMOUNT, f"amount {req.amount_minor} is not positive"
+    if req.amount_minor > settings.max_amount_minor:
+        return (
+            RejectionReason.AMOUNT_TOO_LARGE,
+            f"amount {req.amount_minor} exceeds {settings.max_amount_minor}",
+        )
+    if req.currency not in settings.currencies:
+        return RejectionReason.UNKNOWN_CURRENCY, f"currency {req.currency!r} is not accepted"
+    return None

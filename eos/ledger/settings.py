@@ -1,0 +1,58 @@
+"""The ledger's own settings (EOS_LEDGER_*): topic names and business rules."""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# ISO 4217 codes the ledger accepts by default, with their minor-unit digits.
+ISO_4217 = {
+    "AUD": 2,
+    "BRL": 2,
+    "CAD": 2,
+    "CHF": 2,
+    "CNY": 2,
+    "CZK": 2,
+    "DKK": 2,
+    "EUR": 2,
+    "GBP": 2,
+    "HKD": 2,
+    "HUF": 2,
+    "INR": 2,
+    "JPY": 0,
+    "KRW": 0,
+    "MXN": 2,
+    "NOK": 2,
+    "NZD": 2,
+    "PLN": 2,
+    "SEK": 2,
+    "SGD": 2,
+    "USD": 2,
+    "ZAR": 2,
+    "BHD": 3,
+    "KWD": 3,
+}
+
+
+class LedgerSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="EOS_LEDGER_", env_file=".env", extra="ignore")
+
+    payments_topic: str = "payments"
+    credits_topic: str = "ledger.credits"
+    entries_topic: str = "ledger.entries"
+    rejected_topic: str = "payments.rejected"
+    balances_changelog: str = "ledger.balances.changelog"
+    dedup_changelog: str = "ledger.dedup.changelog"
+
+    currencies: list[str] = Field(default_factory=lambda: sorted(ISO_4217))
+    max_amount_minor: int = Field(default=100_000_000, gt=0, description="per payment")
+    external_prefix: str = Field(
+        default="ext:", description="accounts that model the outside world; may go negative"
+    )
+    dedup_window_s: int = Field(default=7 * 24 * 3600, gt=0)
+    reply_topic_prefix: str = Field(
+        default="", description="reply-to topics must start with this (and exist)"
+    )
+
+    def internal_topics(self) -> list[str]:
+        return [self.credits_topic, self.balances_changelog, self.dedup_changelog]
