@@ -29,6 +29,7 @@ import fastavro
 from confluent_kafka import Consumer, Producer
 from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
 
+from eos.progress import Progress
 from eos.serde.schemas import contract
 from eos.testing.cluster import KafkaCluster, provide_cluster
 from eos.testing.helpers import create_topic
@@ -294,34 +295,6 @@ def measure_latency(
     p50 = latencies[len(latencies) // 2]
     p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))]
     return round(p50, 1), round(p99, 1), len(latencies)
-
-
-class Progress:
-    """A line every 2 seconds: count, rate and ETA."""
-
-    def __init__(self, what: str, total: int) -> None:
-        self.what, self.total = what, total
-        self.start = self.last = time.monotonic()
-
-    def update(self, done: int) -> None:
-        now = time.monotonic()
-        if now - self.last < 2:
-            return
-        self.last = now
-        rate = done / max(now - self.start, 1e-9)
-        eta = (self.total - done) / rate if rate > 0 else float("inf")
-        print(
-            f"  {self.what}: {done:,}/{self.total:,} ({done / self.total:.0%}) "
-            f"{rate:,.0f}/s, ETA {eta:.0f}s",
-            flush=True,
-        )
-
-    def done(self, count: int) -> None:
-        took = time.monotonic() - self.start
-        print(
-            f"  {self.what}: {count:,} in {took:.1f}s ({count / max(took, 1e-9):,.0f}/s)",
-            flush=True,
-        )
 
 
 def report(results: list[dict[str, Any]], out: Path) -> None:

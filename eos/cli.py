@@ -6,6 +6,7 @@ import argparse
 import sys
 
 from eos.engine import cli as engine_cli
+from eos.ledger import cli as ledger_cli
 from eos.stack import cli as stack_cli
 
 
@@ -16,9 +17,12 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     stack_cli.add_parser(sub)
     engine_cli.add_parsers(sub)
+    ledger_cli.add_parsers(sub)
     args = parser.parse_args(argv)
     if args.command == "stack":
         return stack_cli.run(args)
+    if args.command in ledger_cli.COMMANDS:
+        return ledger_cli.run(args)
     return engine_cli.run(args)
 
 

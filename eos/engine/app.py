@@ -74,6 +74,9 @@ def build_processor(settings: EngineSettings, app: App, until_caught_up: bool = 
         settings = settings.model_copy(
             update={"partition_assignment_strategy": app.assignment_strategy}
         )
+    elif app.assignment_strategy:  # KIP-848: the broker assigns, with the named assignor
+        overrides = {**settings.client_overrides, "group.remote.assignor": app.assignment_strategy}
+        settings = settings.model_copy(update={"client_overrides": overrides})
     unknown = set(settings.input_topics) - set(app.inputs)
     if unknown:
         raise ValueError(

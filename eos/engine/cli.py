@@ -40,7 +40,7 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
         default=None,
         help="write the run's totals, busy time and CPU time here on exit",
     )
-    _add_setting_flags(run)
+    add_setting_flags(run)
 
     dlq = sub.add_parser("dlq", help="dead-letter topic tools")
     dlq_actions = dlq.add_subparsers(dest="dlq_action", required=True)
@@ -48,10 +48,10 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
         "replay",
         help="re-publish dead-lettered records to their original topics, exactly once, then stop",
     )
-    _add_setting_flags(replay)
+    add_setting_flags(replay)
 
 
-def _add_setting_flags(parser: argparse.ArgumentParser) -> None:
+def add_setting_flags(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("settings (also EOS_<NAME> env vars or .env)")
     for name, info in EngineSettings.model_fields.items():
         if name in _SKIP:
@@ -112,7 +112,7 @@ def run(args: argparse.Namespace) -> int:
             until = True
         processor = build_processor(settings, app, until_caught_up=until)
     except ValidationError as exc:
-        print(_settings_error(exc), file=sys.stderr)
+        print(settings_error(exc), file=sys.stderr)
         return 2
     except (TopicsMissing, ValueError, FileNotFoundError) as exc:
         print(f"eos {args.command}: {exc}", file=sys.stderr)
@@ -134,7 +134,7 @@ def run(args: argparse.Namespace) -> int:
     return code
 
 
-def _settings_error(exc: ValidationError) -> str:
+def settings_error(exc: ValidationError) -> str:
     lines = ["invalid settings:"]
     for err in exc.errors():
         loc = "_".join(str(p) for p in err["loc"]).upper()

@@ -316,6 +316,10 @@ class Processor:
         self.committer.commit(next_offsets(result.records), [*result.outputs, *dlq])
         for store in self.stores:
             store.commit_batch()
+        # Records we just wrote to one of our own inputs are still to be read.
+        fed_back = {o.topic for o in result.outputs} & set(self.settings.input_topics)
+        if fed_back:
+            self._at_end = {tp for tp in self._at_end if tp[0] not in fed_back}
         self.stats.records += len(result.records)
         self.stats.outputs += len(result.outputs)
         self.stats.dead_lettered += len(dlq)

@@ -120,7 +120,7 @@ class StateStore:
             consumer.assign([TopicPartition(self.changelog_topic, p, 0) for p in partitions])
             pending = set(partitions)
             while pending:
-                for msg in consumer.consume(5000, 1.0):
+                for msg in consumer.consume(5000, 0.1):
                     err = msg.error()
                     if err is not None:
                         if err.code() == KafkaError._PARTITION_EOF:

@@ -207,11 +207,15 @@ class Ledger:
         seen = self.seen.get(p, key)
         if seen is not None and now_ms - seen < self.settings.dedup_window_s * 1000:
             self.duplicates += 1
-            log.info(
-                "dropped duplicate %s (first seen %s)",
-                key,
-                datetime.fromtimestamp(seen / 1000, UTC).isoformat(),
-            )
+            first = datetime.fromtimestamp(seen / 1000, UTC).isoformat()
+            log.debug("dropped duplicate %s (first seen %s)", key, first)
+            if self.duplicates % 100 == 1:
+                log.info(
+                    "dropped %d duplicate(s) so far; latest %s, first seen %s",
+                    self.duplicates,
+                    key,
+                    first,
+                )
             return True
         self.seen.put(p, key, now_ms)
         self._since_purge += 1
