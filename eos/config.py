@@ -5,12 +5,13 @@ Validated at start; every message names the setting (EOS_<NAME>) that is wrong.
 
 from __future__ import annotations
 
+import json
 import socket
 from enum import StrEnum
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
 class Mode(StrEnum):
@@ -65,7 +66,7 @@ class EngineSettings(BaseSettings):
     bootstrap_servers: str = "127.0.0.1:9092"
     schema_registry_url: str = "http://127.0.0.1:8081/apis/ccompat/v7"
     group_id: str = "eos"
-    input_topics: list[str] = Field(default_factory=list)
+    input_topics: Annotated[list[str], NoDecode] = Field(default_factory=list)
     output_topic: str | None = Field(default=None, description="for single-output apps")
     dlq_topic: str = "eos.dlq"
     mode: Mode = Mode.EXACTLY_ONCE
@@ -111,7 +112,9 @@ class EngineSettings(BaseSettings):
     @field_validator("input_topics", mode="before")
     @classmethod
     def _split_topics(cls, value: object) -> object:
-        if isinstance(value, str) and not value.startswith("["):
+        if isinstance(value, str):
+            if value.lstrip().startswith("["):
+                return json.loads(value)
             return [t.strip() for t in value.split(",") if t.strip()]
         return value
 

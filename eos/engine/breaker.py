@@ -20,6 +20,13 @@ class CircuitBreaker:
         self._max_consecutive = max_consecutive
         self._consecutive = 0
 
+    def snapshot(self) -> tuple[deque[bool], int]:
+        """The recorded state; `check` replaces rather than mutates it."""
+        return self._recent, self._consecutive
+
+    def restore(self, state: tuple[deque[bool], int]) -> None:
+        self._recent, self._consecutive = state
+
     def check(self, outcomes: Sequence[bool], last_reason: str) -> None:
         """Raise when adding `outcomes` (True = dead-lettered) would trip; else record them.
 

@@ -299,8 +299,23 @@ class Processor:
             failure = Failure(
                 batch[0], exc, "TRANSACTION_FAILED", self.settings.isolate_after_aborts
             )
-            self._commit(BatchResult(batch, [], [failure]))
-            return
+            aborts = 0
+            while True:
+                try:
+                    self._commit(BatchResult(batch, [], [failure]))
+                    return
+                except TransactionError as again:
+                    if again.error_class is ErrorClass.FATAL:
+                        raise
+                    aborts += 1
+                    self.stats.aborts += 1
+                    log.warning("dead-letter transaction aborted (%d): %s", aborts, again)
+                    self.committer.abort()
+                    self._wait(
+                        backoff_s(
+                            aborts, self.settings.backoff_initial_ms, self.settings.backoff_max_ms
+                        )
+                    )
         mid = len(batch) // 2
         self._process(batch[:mid])
         self._process(batch[mid:])
@@ -308,12 +323,17 @@ class Processor:
     def _commit(self, result: BatchResult) -> None:
         """Check the breaker, then commit the outputs and the DLQ records together."""
         last = result.failures[-1] if result.failures else None
+        before = self.breaker.snapshot()
         self.breaker.check(result.outcomes(), f"{last.reason}: {last.error}" if last else "")
         dlq = [
             dlq_record(f, self.settings.dlq_topic, self.settings.instance_id, self.redact)
             for f in result.failures
         ]
-        self.committer.commit(next_offsets(result.records), [*result.outputs, *dlq])
+        try:
+            self.committer.commit(next_offsets(result.records), [*result.outputs, *dlq])
+        except TransactionError:
+            self.breaker.restore(before)  # the batch is redone: its outcomes count then
+            raise
         for store in self.stores:
             store.commit_batch()
         # Records we just wrote to one of our own inputs are still to be read.
@@ -341,8 +361,8 @@ class Processor:
         back, so it is read again later rather than lost.
         """
         deadline = time.monotonic() + seconds
-        assignment = self.consumer.assignment()
-        self.consumer.pause(assignment)
+        paused = self.consumer.assignment()
+        self.consumer.pause(paused)
         try:
             while time.monotonic() < deadline:
                 if self._stop.is_set():
@@ -352,7 +372,12 @@ class Processor:
                     rec = Consumed.from_message(msg)
                     self.consumer.seek(TopicPartition(rec.topic, rec.partition, rec.offset))
         finally:
-            self.consumer.resume(self.consumer.assignment())
+            # Resume every partition paused here, revoked meanwhile or not: librdkafka
+            # keeps a partition's pause across revoke and re-assignment, so one revoked
+            # during the wait would come back paused and never be fetched again.
+            held = {(tp.topic, tp.partition) for tp in paused}
+            now = [tp for tp in self.consumer.assignment() if (tp.topic, tp.partition) not in held]
+            self.consumer.resume([*paused, *now])
 
     # -- progress -------------------------------------------------------------------------
 

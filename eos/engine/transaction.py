@@ -75,7 +75,11 @@ class TransactionalCommitter:
                 produce(self._producer, out)
             except KafkaException as exc:
                 err = kafka_error(exc)
-                fatal = classify(err) is ErrorClass.FATAL
+                fatal = err.fatal() or err.code() in (
+                    KafkaError._FATAL,
+                    KafkaError._FENCED,
+                    KafkaError.PRODUCER_FENCED,
+                )
                 # A record the client refuses (too large, say) fails the transaction only.
                 cls = ErrorClass.FATAL if fatal else ErrorClass.ABORTABLE
                 raise TransactionError(f"produce to {out.topic}", err, cls) from exc

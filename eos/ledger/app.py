@@ -53,6 +53,7 @@ class Ledger:
         self.instance = instance
         self.partitions = partitions
         self.topic_exists = topic_exists
+        self.forbidden_replies = settings.own_topics()
         self.balances = StateStore("balances", settings.balances_changelog)
         self.seen = StateStore("dedup", settings.dedup_changelog)
         self.duplicates = 0
@@ -73,8 +74,9 @@ class Ledger:
             return []
         reply = _header(record, REPLY_TO)
         rejection = validate(req, self.settings)
-        if rejection is None and reply is not None and not self._reply_ok(reply):
-            rejection = (
+        if reply is not None and not self._reply_ok(reply):
+            # Checked on every path: a reply never lands on a topic it may not.
+            rejection = rejection or (
                 RejectionReason.INVALID_REPLY_TO,
                 f"reply-to topic {reply!r} does not exist or is not allowed",
             )
@@ -256,7 +258,11 @@ class Ledger:
             )
 
     def _reply_ok(self, topic: str) -> bool:
-        return topic.startswith(self.settings.reply_topic_prefix) and self.topic_exists(topic)
+        return (
+            topic.startswith(self.settings.reply_topic_prefix)
+            and topic not in self.forbidden_replies
+            and self.topic_exists(topic)
+        )
 
     def _reply(
         self,
@@ -327,6 +333,7 @@ def build(settings: EngineSettings) -> App:
     ledger = Ledger(
         ledger_settings, settings.instance_id, len(payments.partitions), TopicCache(admin)
     )
+    ledger.forbidden_replies |= {settings.dlq_topic, f"{settings.dlq_topic}.replay-failed"}
     s = ledger_settings
     return App(
         name="ledger",

@@ -14,6 +14,7 @@ import uuid
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any, cast
 
 from confluent_kafka import KafkaError, Message, Producer
 
@@ -143,7 +144,7 @@ def produce_payments(engine: EngineSettings, ledger: LedgerSettings, spec: LoadS
                     ledger.payments_topic,
                     key=key,
                     value=value,
-                    headers=headers,
+                    headers=cast(Any, headers),
                     on_delivery=on_delivery,
                 )
                 break

@@ -51,8 +51,16 @@ class LedgerSettings(BaseSettings):
     )
     dedup_window_s: int = Field(default=7 * 24 * 3600, gt=0)
     reply_topic_prefix: str = Field(
-        default="", description="reply-to topics must start with this (and exist)"
+        default="replies.", description="reply-to topics must start with this (and exist)"
     )
 
-    def internal_topics(self) -> list[str]:
-        return [self.credits_topic, self.balances_changelog, self.dedup_changelog]
+    def own_topics(self) -> set[str]:
+        """Topics the ledger reads or writes itself: never a reply-to target."""
+        return {
+            self.payments_topic,
+            self.credits_topic,
+            self.entries_topic,
+            self.rejected_topic,
+            self.balances_changelog,
+            self.dedup_changelog,
+        }

@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-import time
 import uuid
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
-from confluent_kafka.schema_registry import SchemaRegistryClient
+from confluent_kafka.schema_registry import SchemaRegistryClient, topic_subject_name_strategy
 from confluent_kafka.schema_registry.avro import AvroSerializer
 from confluent_kafka.serialization import MessageField, SerializationContext
 
+from eos.kafka.reader import read_topics
 from eos.testing.cluster import KafkaCluster
 
 
@@ -42,7 +42,11 @@ def produce_avro(
 ) -> int:
     """Produce (key, value) records serialized with the registry; returns the count."""
     registry = SchemaRegistryClient({"url": cluster.schema_registry_url})
-    serializer = AvroSerializer(registry, schema_str)
+    # Topic-name strategy, stated: the default also asks the registry for topic
+    # associations, which Confluent-compatible registries may not answer.
+    serializer = AvroSerializer(
+        registry, schema_str, conf={"subject.name.strategy": topic_subject_name_strategy}
+    )
     producer = Producer(cluster.client_config(acks="all", **{"enable.idempotence": True}))
     count = 0
     errors: list[KafkaError] = []
@@ -65,46 +69,17 @@ def produce_avro(
 def read_committed(
     cluster: KafkaCluster, topic: str, timeout: float = 30.0, isolation: str = "read_committed"
 ) -> list[Message]:
-    """Every record of `topic` visible under `isolation`, from the start to the end.
+    """Every record of `topic` visible under `isolation`, from the start up to the high
+    watermark when the call starts, in offset order per partition.
 
-    The end is the last stable offset for read_committed, so an open transaction
-    blocks until it ends or `timeout` passes (then TimeoutError).
+    A transaction still open at that point is waited for (read_committed holds back what
+    follows it); TimeoutError when it does not end within `timeout`.
     """
-    config = cluster.client_config()
-    config.update(
-        {
-            "group.id": f"eos-reader-{uuid.uuid4().hex[:8]}",
-            "isolation.level": isolation,
-            "enable.auto.commit": False,
-            "enable.partition.eof": True,
-            "auto.offset.reset": "earliest",
-        }
-    )
-    consumer = Consumer(config)
-    try:
-        meta = consumer.list_topics(topic, timeout=10).topics[topic]
-        parts = [TopicPartition(topic, p, 0) for p in meta.partitions]
-        consumer.assign(parts)
-        pending = {p.partition for p in parts}
-        out: list[Message] = []
-        deadline = time.monotonic() + timeout
-        while pending:
-            if time.monotonic() > deadline:
-                raise TimeoutError(
-                    f"partitions {sorted(pending)} of {topic} did not reach their end "
-                    f"({isolation}) within {timeout}s; is a transaction left open?"
-                )
-            for msg in consumer.consume(500, timeout=0.5):
-                err = msg.error()
-                if err is None:
-                    out.append(msg)
-                elif err.code() == KafkaError._PARTITION_EOF:
-                    pending.discard(msg.partition())
-                else:
-                    raise RuntimeError(f"reading {topic}: {err}")
-        return out
-    finally:
-        consumer.close()
+    out: list[Message] = []
+    missing = read_topics(cluster.client_config(), {topic: out.append}, timeout, isolation)
+    if missing:
+        raise RuntimeError(f"topic {topic} does not exist")
+    return out
 
 
 def committed_offsets(

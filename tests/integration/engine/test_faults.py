@@ -1,0 +1,410 @@
+"""Exactly-once under faults: SIGKILL, zombies, rebalances and graceful stops.
+
+Every processor here is a real `eos run events` subprocess against the real broker; the
+outputs are checked under read_committed: each input id exactly once, nothing missing.
+"""
+
+from __future__ import annotations
+
+import io
+import random
+import re
+import signal
+import subprocess
+import threading
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable, Iterable
+
+import fastavro
+from confluent_kafka import IsolationLevel, Message, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient, OffsetSpec
+from confluent_kafka.schema_registry import SchemaRegistryClient, topic_subject_name_strategy
+from confluent_kafka.schema_registry.avro import AvroSerializer
+from confluent_kafka.serialization import MessageField, SerializationContext
+
+from eos.serde.schemas import contract, load_schema
+from eos.testing.helpers import committed_offsets, read_committed
+from tests.integration.engine.conftest import Pipeline, make_events
+
+# Small batches: many short transactions, so a run lasts long enough to be interrupted.
+SMALL_BATCHES = ("--batch-max-records", "100")
+# The broker's minimum: a SIGKILLed member is dropped from the group (and its partitions
+# handed to the restarted instance) sooner.
+SHORT_SESSION = ("--session-timeout-ms", "6000")
+# An event that fails transiently is retried after 1-2, 2-4, 2-4, ... s.
+SLOW_BACKOFF = ("--backoff-initial-ms", "2000", "--backoff-max-ms", "4000")
+ENRICHED = contract("enriched_event").parsed
+EVENT = contract("event").parsed
+
+
+class Instance:
+    """A spawned `eos run events`, with its output drained by a thread (a full pipe
+    would block the child)."""
+
+    def __init__(self, pipeline: Pipeline, name: str, *extra: str, until_caught_up: bool = False):
+        self.name = name
+        self.proc = pipeline.spawn(name, *extra, until_caught_up=until_caught_up)
+        self.lines: list[str] = []
+        self._reader = threading.Thread(target=self._drain, daemon=True)
+        self._reader.start()
+
+    def _drain(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.lines.append(line.rstrip("\n"))
+
+    def logged(self, text: str) -> list[str]:
+        return [line for line in list(self.lines) if text in line]
+
+    def tail(self, n: int = 40) -> str:
+        return f"--- {self.name} (last {n} lines) ---\n" + "\n".join(self.lines[-n:])
+
+    def wait(self, timeout: float) -> int:
+        try:
+            code = self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            raise AssertionError(
+                f"{self.name} still running after {timeout}s\n{self.tail()}"
+            ) from None
+        self._reader.join(5)
+        return code
+
+    def signal(self, sig: signal.Signals) -> None:
+        self.proc.send_signal(sig)
+
+    def kill(self) -> None:
+        self.proc.kill()
+        self.wait(10)
+
+    def kill_mid_transaction(self, progress: Progress, timeout: float = 30) -> None:
+        """SIGKILL while a transaction is open with records in the log.
+
+        A transaction lasts milliseconds, shorter than the test takes to look, so the
+        process is frozen (SIGSTOP) first; once the requests it had already sent are
+        answered, an open transaction stays open. If one is, SIGKILL; else thaw it
+        (SIGCONT) and try again a moment later."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"{self.name} exited early\n{self.tail()}")
+            self.signal(signal.SIGSTOP)
+            time.sleep(0.3)
+            if progress.open_transaction():
+                self.kill()
+                return
+            self.signal(signal.SIGCONT)
+            time.sleep(random.uniform(0.005, 0.05))
+        raise AssertionError(f"never caught {self.name} inside a transaction\n{self.tail()}")
+
+
+class Feeder:
+    """Produces numbered events to the input topic through one producer.
+
+    Not `Pipeline.produce`: its serializer uses confluent-kafka's default subject
+    strategy, which asks the registry for topic associations first, and the registry
+    leaves about one such request in a hundred unanswered (no timeout: it hangs)."""
+
+    def __init__(self, pipeline: Pipeline) -> None:
+        self._topic = pipeline.input
+        registry = SchemaRegistryClient(
+            {"url": pipeline.cluster.schema_registry_url, "timeout": 10}
+        )
+        self._serialize = AvroSerializer(
+            registry,
+            load_schema("event"),
+            conf={"subject.name.strategy": topic_subject_name_strategy},
+        )
+        self._producer = Producer(
+            pipeline.cluster.client_config(acks="all", **{"enable.idempotence": True})
+        )
+        self.produced = 0
+        self._lock = threading.Lock()
+
+    def send(self, n: int, action: str = "ok") -> None:
+        ctx = SerializationContext(self._topic, MessageField.VALUE)
+        with self._lock:
+            for event in make_events(n, start=self.produced, action=action):
+                while True:
+                    try:
+                        self._producer.produce(
+                            self._topic, key=event["account"], value=self._serialize(event, ctx)
+                        )
+                        break
+                    except BufferError:
+                        self._producer.poll(0.05)
+            assert self._producer.flush(60) == 0, "input records left undelivered"
+            self.produced += n
+
+    def ids(self) -> set[str]:
+        return {f"e{i}" for i in range(self.produced)}
+
+
+class Progress:
+    """The output topic's end offsets, committed (the last stable offset) or not (the
+    high watermark). Cheap to poll, and never held up by an open transaction."""
+
+    def __init__(self, pipeline: Pipeline) -> None:
+        self._admin = AdminClient(pipeline.cluster.client_config())
+        self._tps = [TopicPartition(pipeline.output, p) for p in range(pipeline.partitions)]
+
+    def _ends(self, level: IsolationLevel) -> list[int]:
+        futures = self._admin.list_offsets(
+            {tp: OffsetSpec.latest() for tp in self._tps}, isolation_level=level, request_timeout=5
+        )
+        return [futures[tp].result().offset for tp in self._tps]
+
+    def stable(self) -> int:
+        return sum(self._ends(IsolationLevel.READ_COMMITTED))
+
+    def open_transaction(self) -> bool:
+        """Records written past the last stable offset: a transaction is open."""
+        stable = self._ends(IsolationLevel.READ_COMMITTED)
+        written = self._ends(IsolationLevel.READ_UNCOMMITTED)
+        return any(w > s for s, w in zip(stable, written, strict=True))
+
+    def reach(self, stable: int, timeout: float, instance: Instance) -> None:
+        self.wait(lambda: self.stable() >= stable, timeout, instance)
+
+    def wait(self, predicate: Callable[[], bool], timeout: float, instance: Instance) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if predicate():
+                return
+            if instance.proc.poll() is not None:
+                raise AssertionError(f"{instance.name} exited early\n{instance.tail()}")
+            time.sleep(0.005)
+        raise AssertionError(f"timed out after {timeout}s\n{instance.tail()}")
+
+
+def _decode(value: bytes | None, schema: object) -> dict[str, object]:
+    assert value is not None and value[:1] == b"\x00"
+    record = fastavro.schemaless_reader(io.BytesIO(value[5:]), schema, None)  # type: ignore[arg-type]
+    assert isinstance(record, dict)
+    return record
+
+
+def _ids(messages: Iterable[Message]) -> Counter[str]:
+    return Counter(str(_decode(m.value(), ENRICHED)["id"]) for m in messages)
+
+
+def _processed_by(messages: Iterable[Message]) -> Counter[str]:
+    return Counter(str(_decode(m.value(), ENRICHED)["processed_by"]) for m in messages)
+
+
+def _inputs_by_partition(pipeline: Pipeline) -> dict[int, list[str]]:
+    """Each input partition's event ids in offset order (the input is not transactional,
+    so offset n is the (n+1)th record)."""
+    out: dict[int, list[tuple[int, str]]] = {p: [] for p in range(pipeline.partitions)}
+    for m in read_committed(pipeline.cluster, pipeline.input):
+        out[m.partition() or 0].append((m.offset() or 0, str(_decode(m.value(), EVENT)["id"])))
+    return {p: [i for _, i in sorted(recs)] for p, recs in out.items()}
+
+
+def _assert_exactly_once(pipeline: Pipeline, expected: set[str]) -> list[Message]:
+    outputs = pipeline.outputs(timeout=30)
+    ids = _ids(outputs)
+    duplicates = {i: n for i, n in ids.items() if n > 1}
+    missing = expected - set(ids)
+    unexpected = set(ids) - expected
+    assert not duplicates, f"{len(duplicates)} ids output twice or more, e.g. {_some(duplicates)}"
+    assert not missing, f"{len(missing)} ids never output, e.g. {_some(missing)}"
+    assert not unexpected, f"outputs for ids never produced: {_some(unexpected)}"
+    assert pipeline.dead_letters(timeout=30) == []
+    return outputs
+
+
+def _assert_offsets_at_end(pipeline: Pipeline) -> None:
+    sizes = {p: len(ids) for p, ids in _inputs_by_partition(pipeline).items()}
+    offsets = committed_offsets(pipeline.cluster, pipeline.group, pipeline.input, 3)
+    assert offsets == sizes
+
+
+def _some(items: Iterable[object]) -> list[object]:
+    return sorted(items, key=str)[:5]  # type: ignore[arg-type]
+
+
+def _processed(instance: Instance) -> int:
+    """The records an instance committed, from its last progress report."""
+    reports = instance.logged("eos.processor: processed ")
+    assert reports, instance.tail()
+    found = re.search(r"processed (\d+) records", reports[-1])
+    assert found, reports[-1]
+    return int(found.group(1))
+
+
+def _partitions(lines: Iterable[str], topic: str) -> set[int]:
+    pattern = re.compile(re.escape(topic) + r"\[(\d+)\]")
+    return {int(p) for line in lines for p in pattern.findall(line)}
+
+
+def _wait(predicate: Callable[[], bool], timeout: float, what: str, *logs: Instance) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.1)
+    raise AssertionError(
+        f"timed out after {timeout}s waiting for {what}\n" + "\n".join(i.tail() for i in logs)
+    )
+
+
+def test_repeated_sigkill_mid_transaction_loses_and_duplicates_nothing(
+    pipeline: Pipeline,
+) -> None:
+    feeder, progress = Feeder(pipeline), Progress(pipeline)
+    feeder.send(20_000)
+    name = f"kill-{uuid.uuid4().hex[:6]}"
+    kills = 4
+    for _ in range(kills):
+        run = Instance(pipeline, name, *SMALL_BATCHES, *SHORT_SESSION)
+        # Let this run commit transactions of its own (its restart fenced the zombie
+        # before), then kill it while a transaction is open.
+        progress.reach(progress.stable() + 1500, 60, run)
+        run.kill_mid_transaction(progress)
+        assert run.proc.returncode == -signal.SIGKILL
+    committed_before_final = progress.stable()
+
+    final = Instance(pipeline, name, *SMALL_BATCHES, *SHORT_SESSION, until_caught_up=True)
+    assert final.wait(90) == 0, final.tail()
+
+    outputs = _assert_exactly_once(pipeline, feeder.ids())
+    _assert_offsets_at_end(pipeline)
+    # The kills fell mid-stream: the runs before committed part of the input, the
+    # final run the rest; and each kill left a transaction open, with records in the
+    # log, which the restart aborted (read_uncommitted still sees those records).
+    assert 0 < _processed(final) < feeder.produced, final.tail()
+    assert committed_before_final > 0
+    everything = read_committed(pipeline.cluster, pipeline.output, 30, "read_uncommitted")
+    assert len(everything) - len(outputs) >= kills
+
+
+def test_a_second_instance_with_the_same_transactional_id_fences_the_first(
+    pipeline: Pipeline,
+) -> None:
+    feeder, progress = Feeder(pipeline), Progress(pipeline)
+    feeder.send(30_000)
+    name = f"twin-{uuid.uuid4().hex[:6]}"
+    a = Instance(pipeline, name, *SMALL_BATCHES)
+    progress.reach(1000, 60, a)
+
+    b = Instance(pipeline, name, *SMALL_BATCHES, until_caught_up=True)
+    assert a.wait(60) != 0, a.tail()
+    stopping = a.logged("stopping:")
+    assert stopping, a.tail()
+    assert "fenced" in stopping[-1].lower() and "transactional.id" in stopping[-1], stopping[-1]
+    assert b.wait(90) == 0, b.tail()
+    assert not b.logged("stopping:"), b.tail()
+    # A was fenced mid-stream: each did part of the work.
+    assert 0 < _processed(a) < feeder.produced, a.tail()
+    assert _processed(a) + _processed(b) == feeder.produced, b.tail()
+
+    _assert_exactly_once(pipeline, feeder.ids())
+    _assert_offsets_at_end(pipeline)
+
+
+def test_an_instance_joins_mid_stream_then_leaves(pipeline: Pipeline) -> None:
+    """B joins while A holds a batch for a retry (its fetching paused) and takes some of
+    A's partitions; B leaves and A takes them back, and must fetch them again."""
+    feeder = Feeder(pipeline)
+    stop_producing = threading.Event()
+    producer_errors: list[BaseException] = []
+
+    def produce_continuously() -> None:
+        try:
+            while not stop_producing.wait(0.2):
+                feeder.send(400)
+        except BaseException as exc:  # reported by the test thread
+            producer_errors.append(exc)
+
+    feeder.send(2000)
+    producer = threading.Thread(target=produce_continuously, daemon=True)
+    topic = pipeline.input
+    tag = uuid.uuid4().hex[:6]
+    # Slow backoff: an event failing transiently 4 times holds A's batch for 7-14 s.
+    a = Instance(pipeline, f"a-{tag}", *SMALL_BATCHES, *SLOW_BACKOFF)
+    try:
+        producer.start()
+        _wait(lambda: bool(_partitions(a.logged("assigned "), topic)), 30, "A assigned", a)
+        feeder.send(1, action="flaky:4")
+        _wait(lambda: bool(a.logged("transient failure")), 30, "A to hold a batch", a)
+
+        b = Instance(pipeline, f"b-{tag}", *SMALL_BATCHES)
+        _wait(lambda: bool(_partitions(b.logged("assigned "), topic)), 60, "B assigned", a, b)
+        to_b = _partitions(b.logged("assigned "), topic)
+        assert to_b <= _partitions(a.logged("revoked "), topic), a.tail()
+
+        def b_committed() -> bool:
+            return _processed_by(pipeline.outputs(timeout=10))[b.name] > 0
+
+        _wait(b_committed, 30, "B to commit outputs", a, b)
+
+        b.signal(signal.SIGTERM)
+        assert b.wait(30) == 0, b.tail()
+        assert to_b <= _partitions(b.logged("revoked "), topic), b.tail()
+        # A takes B's partitions back (its first "assigned" line is the initial one).
+        _wait(
+            lambda: to_b <= _partitions(a.logged("assigned ")[1:], topic),
+            30,
+            "A to get B's partitions back",
+            a,
+        )
+        time.sleep(1)  # A processes part of the stream alone again
+    finally:
+        stop_producing.set()
+        producer.join(60)
+    assert not producer.is_alive() and not producer_errors, producer_errors
+
+    def caught_up() -> bool:
+        offsets = committed_offsets(pipeline.cluster, pipeline.group, topic, 3)
+        return sum(offsets.values()) == feeder.produced
+
+    _wait(caught_up, 60, "A to commit every input (B's partitions again too)", a)
+    a.signal(signal.SIGTERM)
+    assert a.wait(30) == 0, a.tail()
+
+    outputs = _assert_exactly_once(pipeline, feeder.ids())
+    _assert_offsets_at_end(pipeline)
+    by = _processed_by(outputs)
+    assert by[a.name] > 0 and by[b.name] > 0, f"{by}\n{a.tail()}\n{b.tail()}"
+    # A gave the partitions up while it held its batch: between two of its retries, or
+    # the revoke took the flaky event away and cut the retries short.
+    held = [i for i, line in enumerate(a.lines) if "transient failure" in line]
+    revoked = next(i for i, line in enumerate(a.lines) if "revoked " in line)
+    assert held[0] < revoked and (revoked < held[-1] or len(held) < 4), a.tail(80)
+
+
+def test_sigterm_finishes_the_batch_commits_and_leaves_no_open_transaction(
+    pipeline: Pipeline,
+) -> None:
+    feeder, progress = Feeder(pipeline), Progress(pipeline)
+    feeder.send(20_000)
+    name = f"term-{uuid.uuid4().hex[:6]}"
+    run = Instance(pipeline, name, *SMALL_BATCHES)
+    progress.reach(3000, 60, run)
+
+    run.signal(signal.SIGTERM)
+    started = time.monotonic()
+    assert run.wait(30) == 0, run.tail()
+    assert time.monotonic() - started < 30
+    assert run.logged("received SIGTERM"), run.tail()
+
+    offsets = committed_offsets(pipeline.cluster, pipeline.group, pipeline.input, 3)
+    assert 0 < sum(max(o, 0) for o in offsets.values()) < feeder.produced, offsets
+    # No transaction left open: the last stable offset is the high watermark, so a
+    # read_committed read ends at once and sees what a read_uncommitted read sees.
+    assert not progress.open_transaction()
+    committed = pipeline.outputs(timeout=10)
+    uncommitted = read_committed(pipeline.cluster, pipeline.output, 10, "read_uncommitted")
+    assert len(committed) == len(uncommitted)
+    # The outputs are exactly the inputs before the committed offsets.
+    inputs = _inputs_by_partition(pipeline)
+    consumed = {i for p, ids in inputs.items() for i in ids[: max(offsets[p], 0)]}
+    ids = _ids(committed)
+    assert set(ids) == consumed and max(ids.values()) == 1
+
+    rest = Instance(pipeline, name, *SMALL_BATCHES, until_caught_up=True)
+    assert rest.wait(60) == 0, rest.tail()
+    _assert_exactly_once(pipeline, feeder.ids())
+    _assert_offsets_at_end(pipeline)

@@ -1,0 +1,108 @@
+"""BatchRunner: which records become outputs, which are dead-lettered, and when it stops."""
+
+from __future__ import annotations
+
+import pytest
+
+from eos.engine.api import InputRecord, OutputRecord, PermanentError, TransientError
+from eos.engine.batch import BatchRunner, RecordTransient, RecordUnexpected, key_of
+from eos.engine.records import Consumed
+
+
+def _rec(offset: int, value: bytes, partition: int = 0) -> Consumed:
+    return Consumed("in", partition, offset, 1_700_000_000_000 + offset, b"k%d" % offset, value, [])
+
+
+def transform(record: InputRecord) -> list[OutputRecord]:
+    """Raw bytes in (no decoder), bytes out (no encoder): the value selects the behaviour."""
+    value = record.value
+    assert isinstance(value, bytes)
+    if value == b"reject":
+        raise PermanentError(f"record {record.offset} is invalid")
+    if value == b"flaky":
+        raise TransientError("dependency down")
+    if value == b"crash":
+        raise ZeroDivisionError("bug")
+    return [OutputRecord("out", record.key, value.upper(), {"src": str(record.offset)})]
+
+
+def _runner(max_attempts: int = 3) -> BatchRunner:
+    return BatchRunner(transform, {"in": None}, {}, max_attempts)
+
+
+def test_good_records_become_encoded_outputs_in_input_order() -> None:
+    records = [_rec(i, b"v%d" % i) for i in range(5)]
+    result = _runner().run(records, {})
+    assert result.failures == []
+    assert [tuple(o[:4]) for o in result.outputs] == [
+        ("out", b"k%d" % i, b"V%d" % i, [("src", str(i).encode())]) for i in range(5)
+    ]
+    assert result.outcomes() == [False] * 5
+
+
+def test_permanent_error_is_a_failure_with_its_reason_and_no_output() -> None:
+    records = [_rec(0, b"a"), _rec(1, b"reject"), _rec(2, b"c")]
+    result = _runner().run(records, {})
+    assert [o[2] for o in result.outputs] == [b"A", b"C"]
+    [failure] = result.failures
+    assert failure.record is records[1]
+    assert failure.reason == "PERMANENT"
+    assert failure.attempts == 1
+    assert isinstance(failure.error, PermanentError)
+    assert "record 1 is invalid" in str(failure.error)
+    assert result.outcomes() == [False, True, False]
+
+
+def test_transient_error_below_max_attempts_stops_the_batch_for_a_retry() -> None:
+    records = [_rec(0, b"a"), _rec(1, b"flaky"), _rec(2, b"c")]
+    with pytest.raises(RecordTransient) as info:
+        _runner(max_attempts=3).run(records, {key_of(records[1]): 1})  # this is attempt 2
+    assert info.value.record is records[1]
+    assert isinstance(info.value.error, TransientError)
+
+
+def test_transient_error_at_max_attempts_is_transient_exhausted() -> None:
+    records = [_rec(0, b"a"), _rec(1, b"flaky"), _rec(2, b"c")]
+    result = _runner(max_attempts=3).run(records, {key_of(records[1]): 2})  # attempt 3 of 3
+    assert [o[2] for o in result.outputs] == [b"A", b"C"]
+    [failure] = result.failures
+    assert failure.record is records[1]
+    assert failure.reason == "TRANSIENT_EXHAUSTED"
+    assert failure.attempts == 3
+
+
+def test_attempts_of_other_records_do_not_count() -> None:
+    records = [_rec(0, b"flaky"), _rec(1, b"flaky")]
+    with pytest.raises(RecordTransient) as info:
+        _runner(max_attempts=2).run(records, {key_of(records[1]): 5})
+    assert info.value.record is records[0]
+
+
+def test_unexpected_exception_stops_the_batch_without_isolation() -> None:
+    records = [_rec(0, b"a"), _rec(1, b"crash"), _rec(2, b"c")]
+    with pytest.raises(RecordUnexpected) as info:
+        _runner().run(records, {})
+    assert info.value.record is records[1]
+    assert isinstance(info.value.error, ZeroDivisionError)
+    assert "ZeroDivisionError" in str(info.value)
+
+
+def test_unexpected_exception_with_isolation_condemns_only_that_record() -> None:
+    records = [_rec(0, b"a"), _rec(1, b"crash", partition=1), _rec(2, b"c"), _rec(3, b"d")]
+    result = _runner().run(records, {}, isolate=True)
+    assert [(o[1], o[2]) for o in result.outputs] == [(b"k0", b"A"), (b"k2", b"C"), (b"k3", b"D")]
+    [failure] = result.failures
+    assert failure.record is records[1]
+    assert failure.reason == "UNEXPECTED"
+    assert isinstance(failure.error, ZeroDivisionError)
+    assert result.outcomes() == [False, True, False, False]
+
+
+def test_an_output_value_that_is_not_bytes_needs_an_output_contract() -> None:
+    def to_dict(record: InputRecord) -> list[OutputRecord]:
+        return [OutputRecord("nowhere", None, {"a": 1})]
+
+    result = BatchRunner(to_dict, {"in": None}, {}, 3).run([_rec(0, b"x")], {})
+    [failure] = result.failures
+    assert failure.reason == "PERMANENT"
+    assert "no output contract" in str(failure.error)

@@ -1,0 +1,317 @@
+"""Processor._process: retry, isolate, abort and bisect, with a fake consumer and committer.
+
+No broker: the committer records what each transaction would have committed, and fails
+the way the test says; the consumer only serves the calls a held batch makes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any, cast
+
+import pytest
+from confluent_kafka import Consumer, KafkaError, TopicPartition
+
+from eos.config import EngineSettings
+from eos.engine import dlq as h
+from eos.engine.api import InputRecord, OutputRecord, PermanentError, TransientError
+from eos.engine.batch import BatchRunner
+from eos.engine.breaker import BreakerTripped
+from eos.engine.processor import Processor
+from eos.engine.records import Consumed, Encoded
+from eos.kafka.errors import ErrorClass, TransactionError
+
+IN, OUT, DLQ = "in", "out", "in.dlq"
+POISON = b"poison"
+
+
+class FakeConsumer:
+    """What _process, _wait and _owned use; poll never fetches anything."""
+
+    def __init__(self, partitions: set[tuple[str, int]]) -> None:
+        self.partitions = [TopicPartition(t, p) for t, p in sorted(partitions)]
+        self.paused = 0
+        self.resumed = 0
+
+    def assignment(self) -> list[TopicPartition]:
+        return self.partitions
+
+    def pause(self, partitions: list[TopicPartition]) -> None:
+        self.paused += 1
+
+    def resume(self, partitions: list[TopicPartition]) -> None:
+        self.resumed += 1
+
+    def poll(self, timeout: float) -> None:
+        return None
+
+    def seek(self, partition: TopicPartition) -> None:
+        raise AssertionError("nothing was fetched, so nothing is sought back")
+
+    def consumer_group_metadata(self) -> object:
+        return object()
+
+    def close(self) -> None:
+        pass
+
+
+class FakeCommitter:
+    """Commits unless `fails(outputs)` returns an error class; records every call."""
+
+    def __init__(self, fails: Callable[[Sequence[Encoded]], ErrorClass | None]) -> None:
+        self.fails = fails
+        self.commits: list[tuple[list[tuple[str, int, int]], list[Encoded]]] = []
+        self.failed = 0
+        self.aborts = 0
+        self.open = False
+
+    def init(self) -> None:
+        pass
+
+    def commit(self, offsets: Sequence[TopicPartition], outputs: Sequence[Encoded]) -> None:
+        assert not self.open, "a failed transaction was not aborted before the next"
+        error_class = self.fails(outputs)
+        if error_class is not None:
+            self.failed += 1
+            self.open = True
+            raise TransactionError(
+                "commit_transaction", KafkaError(KafkaError._FAIL, "injected"), error_class
+            )
+        self.commits.append(
+            ([(tp.topic, tp.partition, tp.offset) for tp in offsets], list(outputs))
+        )
+
+    def abort(self) -> None:
+        self.aborts += 1
+        self.open = False
+
+    def close(self) -> None:
+        pass
+
+    def committed_outputs(self) -> list[Encoded]:
+        return [o for _, outputs in self.commits for o in outputs if o[0] == OUT]
+
+    def dead_letters(self) -> list[tuple[list[tuple[str, int, int]], Encoded]]:
+        return [(offs, o) for offs, outputs in self.commits for o in outputs if o[0] == DLQ]
+
+
+def transform(record: InputRecord) -> list[OutputRecord]:
+    value = record.value
+    if value == b"crash":
+        raise RuntimeError("bug")
+    if value == b"reject":
+        raise PermanentError("invalid")
+    return [OutputRecord(OUT, record.key, b"out:" + value)]
+
+
+def _records(values: list[bytes]) -> list[Consumed]:
+    """Round-robin over two partitions, offsets rising per partition."""
+    return [
+        Consumed(IN, i % 2, 100 + i // 2, 1_700_000_000_000, b"k%d" % i, v, [("trace", b"t")])
+        for i, v in enumerate(values)
+    ]
+
+
+def _processor(
+    committer: FakeCommitter,
+    records: list[Consumed],
+    run: Callable[[InputRecord], list[OutputRecord]] = transform,
+    **overrides: Any,
+) -> tuple[Processor, FakeConsumer]:
+    settings = EngineSettings(
+        input_topics=[IN],
+        dlq_topic=DLQ,
+        instance_id="unit",
+        backoff_initial_ms=1,
+        backoff_max_ms=2,
+        isolate_after_aborts=2,
+        retry_max_attempts=5,
+        **overrides,
+    )
+    assigned = {r.tp for r in records}
+    consumer = FakeConsumer(assigned)
+    runner = BatchRunner(run, {IN: None}, {}, settings.retry_max_attempts)
+    processor = Processor(
+        settings,
+        runner,
+        consumer=cast(Consumer, consumer),
+        committer_factory=lambda _c: committer,
+    )
+    processor._assigned = set(assigned)
+    return processor, consumer
+
+
+def _poisonous(outputs: Sequence[Encoded]) -> ErrorClass | None:
+    bad = any(o[0] == OUT and o[2] == b"out:" + POISON for o in outputs)
+    return ErrorClass.ABORTABLE if bad else None
+
+
+def _headers(encoded: Encoded) -> dict[str, str]:
+    return {k: v.decode() for k, v in encoded[3]}
+
+
+@pytest.mark.parametrize("poison_at", [0, 5, 12])
+def test_a_batch_that_keeps_aborting_is_bisected_until_the_culprit_is_dead_lettered(
+    poison_at: int,
+) -> None:
+    values = [b"v%d" % i for i in range(13)]
+    values[poison_at] = POISON
+    records = _records(values)
+    committer = FakeCommitter(_poisonous)
+    processor, consumer = _processor(committer, records)
+
+    processor._process(records)
+
+    good = [r for r in records if r.value != POISON]
+    assert [tuple(o[:4]) for o in committer.committed_outputs()] == [
+        (OUT, r.key, b"out:" + (r.value or b""), []) for r in good
+    ]
+    [(_offsets, dead)] = committer.dead_letters()
+    culprit = records[poison_at]
+    # The DLQ record is committed alone, with the culprit's offset: a DLQ-only commit.
+    dlq_only = [c for c in committer.commits if any(o[0] == DLQ for o in c[1])]
+    assert dlq_only == [([(IN, culprit.partition, culprit.offset + 1)], [dead])]
+    assert (dead[1], dead[2]) == (culprit.key, culprit.value)  # original bytes
+    headers = _headers(dead)
+    assert headers[h.H_ERROR_REASON] == "TRANSACTION_FAILED"
+    assert headers[h.H_OFFSET] == str(culprit.offset)
+    assert headers[h.H_PARTITION] == str(culprit.partition)
+    assert headers["trace"] == "t"
+    # Every failed transaction was aborted; every record's offset was committed once.
+    assert committer.aborts == committer.failed > 0
+    committed = sorted(o for offs, _ in committer.commits for o in offs)
+    last = {(IN, p): max(r.offset for r in records if r.partition == p) for p in (0, 1)}
+    for (topic, partition), offset in last.items():
+        assert (topic, partition, offset + 1) in committed
+    assert processor.stats.dead_lettered == 1
+    assert processor.stats.outputs == len(good)
+    assert processor.stats.records == len(records)
+    assert consumer.paused == consumer.resumed > 0  # backoff waited with fetching paused
+
+
+def test_offsets_never_go_backwards_while_bisecting() -> None:
+    values = [b"v%d" % i for i in range(16)]
+    values[9] = POISON
+    committer = FakeCommitter(_poisonous)
+    processor, _ = _processor(committer, _records(values))
+    processor._process(_records(values))
+    high: dict[tuple[str, int], int] = {}
+    for offsets, _ in committer.commits:
+        for topic, partition, offset in offsets:
+            assert offset > high.get((topic, partition), -1)
+            high[(topic, partition)] = offset
+
+
+def test_a_batch_that_aborts_once_is_redone_whole_without_bisection() -> None:
+    failures = iter([ErrorClass.ABORTABLE])
+    committer = FakeCommitter(lambda _outputs: next(failures, None))
+    records = _records([b"a", b"b", b"c"])
+    processor, _ = _processor(committer, records)
+    processor._process(records)
+    assert committer.aborts == 1
+    assert len(committer.commits) == 1
+    assert [o[2] for o in committer.committed_outputs()] == [b"out:a", b"out:b", b"out:c"]
+    assert committer.dead_letters() == []
+
+
+def test_a_fatal_commit_error_stops_at_once_without_abort_or_split() -> None:
+    committer = FakeCommitter(lambda _outputs: ErrorClass.FATAL)
+    records = _records([b"a", b"b", b"c", b"d"])
+    processor, _ = _processor(committer, records)
+    with pytest.raises(TransactionError) as info:
+        processor._process(records)
+    assert info.value.error_class is ErrorClass.FATAL
+    assert committer.failed == 1
+    assert committer.aborts == 0
+    assert committer.commits == []
+
+
+def test_an_unexpected_exception_is_isolated_in_the_same_transaction() -> None:
+    committer = FakeCommitter(lambda _outputs: None)
+    records = _records([b"a", b"b", b"crash", b"d", b"e"])
+    processor, _ = _processor(committer, records)
+    processor._process(records)
+    [(offsets, outputs)] = committer.commits
+    assert [o[2] for o in outputs if o[0] == OUT] == [b"out:a", b"out:b", b"out:d", b"out:e"]
+    [dead] = [o for o in outputs if o[0] == DLQ]
+    assert dead[2] == b"crash"
+    assert _headers(dead)[h.H_ERROR_REASON] == "UNEXPECTED"
+    assert _headers(dead)[h.H_ERROR_CLASS] == "builtins.RuntimeError"
+    assert offsets == [(IN, 0, 103), (IN, 1, 102)]
+
+
+def test_a_transient_failure_retries_the_batch_and_commits_once() -> None:
+    seen: dict[bytes, int] = {}
+
+    def flaky(record: InputRecord) -> list[OutputRecord]:
+        seen[record.value] = seen.get(record.value, 0) + 1
+        if record.value == b"flaky" and seen[record.value] <= 2:
+            raise TransientError("dependency down")
+        return transform(record)
+
+    committer = FakeCommitter(lambda _outputs: None)
+    records = _records([b"a", b"flaky", b"c"])
+    processor, consumer = _processor(committer, records, flaky)
+    processor._process(records)
+    assert processor.stats.retries == 2
+    assert consumer.paused == consumer.resumed == 2
+    [(_offsets, outputs)] = committer.commits
+    assert [o[2] for o in outputs] == [b"out:a", b"out:flaky", b"out:c"]
+
+
+def test_records_of_a_revoked_partition_are_dropped_before_the_retry() -> None:
+    committer = FakeCommitter(lambda _outputs: None)
+    records = _records([b"a", b"b", b"c", b"d"])
+    processor, _ = _processor(committer, records)
+    calls = 0
+
+    def revoke_on_first_failure(record: InputRecord) -> list[OutputRecord]:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            processor._assigned.discard((IN, 1))  # as _on_revoke would during the wait
+            raise TransientError("dependency down")
+        return transform(record)
+
+    processor.runner = BatchRunner(revoke_on_first_failure, {IN: None}, {}, 5)
+    processor._process(records)
+    [(offsets, outputs)] = committer.commits
+    assert offsets == [(IN, 0, 102)]
+    assert [o[2] for o in outputs] == [b"out:a", b"out:c"]
+
+
+def test_an_abortable_failure_of_the_dlq_only_commit_is_aborted_and_retried() -> None:
+    dlq_failures = [ErrorClass.ABORTABLE]
+
+    def fails(outputs: Sequence[Encoded]) -> ErrorClass | None:
+        if any(o[0] == DLQ for o in outputs) and dlq_failures:
+            return dlq_failures.pop()
+        return _poisonous(outputs)
+
+    committer = FakeCommitter(fails)
+    records = _records([b"a", POISON, b"c"])
+    processor, _ = _processor(committer, records)
+    processor._process(records)
+    assert not committer.open
+    assert [o[2] for o in committer.committed_outputs()] == [b"out:a", b"out:c"]
+    [(_offsets, dead)] = committer.dead_letters()
+    assert dead[2] == POISON
+
+
+def test_an_aborted_batch_does_not_count_twice_in_the_breaker() -> None:
+    failures = iter([ErrorClass.ABORTABLE])
+    committer = FakeCommitter(lambda _outputs: next(failures, None))
+    records = _records([b"reject"] * 3)
+    processor, _ = _processor(committer, records, breaker_max_consecutive=5)
+    processor._process(records)  # 3 failures in a row, below the limit of 5
+    assert committer.aborts == 1
+    assert len(committer.dead_letters()) == 3
+
+
+def test_the_breaker_stops_a_batch_before_it_commits() -> None:
+    committer = FakeCommitter(lambda _outputs: None)
+    records = _records([b"reject"] * 5)
+    processor, _ = _processor(committer, records, breaker_max_consecutive=5)
+    with pytest.raises(BreakerTripped):
+        processor._process(records)
+    assert committer.commits == []
