@@ -16,6 +16,7 @@ import tempfile
 import threading
 import time
 import uuid
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +35,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--payments", type=int, default=100_000)
     parser.add_argument("--partitions", type=int, default=6)
     parser.add_argument("--accounts", type=int, default=300)
-    parser.add_argument("--rate", type=float, default=8000, help="payments/s produced")
     args = parser.parse_args(argv)
     with provide_cluster() as cluster:
         return run_demo(cluster.bootstrap_servers, cluster.schema_registry_url, args)
@@ -65,35 +65,39 @@ def run_demo(bootstrap: str, registry_url: str, args: argparse.Namespace) -> int
 
     step("2/6 starting two ledger processors")
     logs = Path(tempfile.mkdtemp(prefix=f"eos-{tag}-"))
-    procs = {name: start(name, logs) for name in ("a", "b")}
+    procs = {name: start_processor(name, logs) for name in ("a", "b")}
 
-    step(
-        f"3/6 producing {args.payments:,} payments at up to {args.rate:,.0f}/s; "
-        "processor a is killed (SIGKILL) midway and restarted"
-    )
-    spec = LoadSpec(
+    step(f"3/6 funding {args.accounts} accounts in 3 currencies from external accounts")
+    base = LoadSpec(
         count=args.payments,
         accounts=args.accounts,
         duplicates=0.02,
         invalid=0.03,
         garbage=0.0005,
-        rate=args.rate,
         seed=7,
     )
+    funding = produce_payments(engine, ledger, replace(base, funding="only"))
+    print(f"  {funding.line()}", flush=True)
+    wait_caught_up(engine, ledger, procs)
+
+    step(
+        f"4/6 {args.payments:,} payments; processor a is killed (SIGKILL) at about 40% "
+        "and restarted"
+    )
     started = time.monotonic()
-    killer = threading.Thread(target=kill_and_restart, args=(procs, logs, args), daemon=True)
+    killer = threading.Thread(
+        target=kill_and_restart, args=(procs, logs, engine, ledger, args.payments), daemon=True
+    )
     killer.start()
-    load = produce_payments(engine, ledger, spec)
+    load = produce_payments(engine, ledger, replace(base, funding="skip"))
     print(f"  {load.line()}", flush=True)
     killer.join()
-
-    step("4/6 waiting until both inputs are fully processed")
     wait_caught_up(engine, ledger, procs)
     elapsed = time.monotonic() - started
     for proc in procs.values():
         proc.send_signal(signal.SIGTERM)
     codes = {name: proc.wait(60) for name, proc in procs.items()}
-    print(f"  processors stopped: exit codes {codes}", flush=True)
+    print(f"  all processed; processors stopped: exit codes {codes}", flush=True)
 
     step("5/6 verifying the ledger (read_committed)")
     report = verify(bootstrap, registry_url, ledger, engine.dlq_topic)
@@ -101,6 +105,7 @@ def run_demo(bootstrap: str, registry_url: str, args: argparse.Namespace) -> int
 
     step("6/6 summary")
     rows: list[tuple[str, Any]] = [
+        ("funding payments", f"{funding.kinds['funding']:,}"),
         ("payments produced", f"{args.payments:,}"),
         ("  of which duplicates sent", f"{load.kinds['duplicate']:,}"),
         ("  invalid sent", f"{load.kinds['invalid']:,}"),
@@ -113,7 +118,8 @@ def run_demo(bootstrap: str, registry_url: str, args: argparse.Namespace) -> int
         (
             "throughput",
             f"{args.payments / elapsed:,.0f} payments/s "
-            f"({args.payments:,} in {elapsed:.1f}s, 2 instances)",
+            f"({args.payments:,} produced and processed in {elapsed:.1f}s, 2 instances, "
+            "one crash and restart)",
         ),
         ("verification", "PASSED" if report.ok else f"FAILED ({len(report.violations)})"),
     ]
@@ -127,7 +133,7 @@ def step(text: str) -> None:
     print(f"\n== {text}", flush=True)
 
 
-def start(name: str, logs: Path) -> subprocess.Popen[bytes]:
+def start_processor(name: str, logs: Path) -> subprocess.Popen[bytes]:
     log = open(logs / f"processor-{name}.log", "ab")  # noqa: SIM115
     return subprocess.Popen(
         [sys.executable, "-m", "eos", "run", "ledger", "--instance-id", f"demo-{name}"],
@@ -137,14 +143,37 @@ def start(name: str, logs: Path) -> subprocess.Popen[bytes]:
 
 
 def kill_and_restart(
-    procs: dict[str, subprocess.Popen[bytes]], logs: Path, args: argparse.Namespace
+    procs: dict[str, subprocess.Popen[bytes]],
+    logs: Path,
+    engine: EngineSettings,
+    ledger: LedgerSettings,
+    total: int,
 ) -> None:
-    time.sleep(args.payments / args.rate / 2)
+    """SIGKILL processor a once the group has committed about 40% of the payments."""
+    consumer = Consumer(
+        {"bootstrap.servers": engine.bootstrap_servers, "group.id": engine.group_id}
+    )
+    topic = ledger.payments_topic
+    tps = [
+        TopicPartition(topic, p)
+        for p in consumer.list_topics(topic, timeout=10).topics[topic].partitions
+    ]
+    start = sum(max(tp.offset, 0) for tp in consumer.committed(tps, timeout=10))
+    done = 0
+    deadline = time.monotonic() + 600
+    while time.monotonic() < deadline and done < 0.4 * total:
+        time.sleep(0.2)
+        done = sum(max(tp.offset, 0) for tp in consumer.committed(tps, timeout=10)) - start
+    consumer.close()
     procs["a"].kill()
     procs["a"].wait()
-    print("  processor a killed with SIGKILL; restarting it in 3 s", flush=True)
+    print(
+        f"  processor a killed with SIGKILL after {done:,} payments were committed; "
+        "restarting it in 3 s",
+        flush=True,
+    )
     time.sleep(3)
-    procs["a"] = start("a", logs)
+    procs["a"] = start_processor("a", logs)
     print("  processor a restarted (its transactional.id fences the dead one)", flush=True)
 
 

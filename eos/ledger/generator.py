@@ -12,7 +12,7 @@ import random
 import time
 import uuid
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, cast
 
@@ -43,6 +43,9 @@ class LoadSpec:
     reply_share: float = 0.0
     rate: float = 0.0  # records/s; 0 = as fast as possible
     seed: int | None = None
+    # "inline": fund every account first, then pay; "only": just the funding payments
+    # (count is ignored); "skip": no funding (accounts were funded by an earlier run).
+    funding: str = "inline"
 
 
 @dataclass
@@ -129,7 +132,13 @@ def produce_payments(engine: EngineSettings, ledger: LedgerSettings, spec: LoadS
     report = LoadReport()
     progress = Progress("produce payments", spec.count)
     sent: list[tuple[bytes, bytes, list[tuple[str, bytes]]]] = []
-    funding = factory.funding()[: spec.count // 5]
+    funding = factory.funding()
+    if spec.funding == "only":
+        spec = replace(spec, count=len(funding))
+    elif spec.funding == "skip":
+        funding = []
+    else:
+        funding = funding[: spec.count // 5]
     started = time.monotonic()
     for i in range(spec.count):
         if spec.rate:
