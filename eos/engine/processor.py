@@ -31,11 +31,12 @@ from eos.engine.batch import (
 )
 from eos.engine.breaker import BreakerTripped, CircuitBreaker
 from eos.engine.dlq import Failure, Redactor, dlq_record
-from eos.engine.records import Consumed, next_offsets
+from eos.engine.records import Consumed, Encoded, next_offsets
 from eos.engine.state import StateStore
 from eos.engine.transaction import AtLeastOnceCommitter, Committer, TransactionalCommitter
 from eos.kafka.clients import consumer_config, make_consumer, make_producer
 from eos.kafka.errors import ErrorClass, TransactionError
+from eos.kafka.partitioner import partition_for
 
 log = logging.getLogger("eos.processor")
 
@@ -111,6 +112,7 @@ class Processor:
         self._stop = threading.Event()
         self._last_report = time.monotonic()
         self._at_end: set[tuple[str, int]] = set()  # partitions that reported EOF
+        self._partition_counts: dict[str, int] = {}
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -336,10 +338,8 @@ class Processor:
             raise
         for store in self.stores:
             store.commit_batch()
-        # Records we just wrote to one of our own inputs are still to be read.
-        fed_back = {o.topic for o in result.outputs} & set(self.settings.input_topics)
-        if fed_back:
-            self._at_end = {tp for tp in self._at_end if tp[0] not in fed_back}
+        if self.until_caught_up:
+            self._not_at_end(result.outputs)
         self.stats.records += len(result.records)
         self.stats.outputs += len(result.outputs)
         self.stats.dead_lettered += len(dlq)
@@ -352,6 +352,27 @@ class Processor:
                 f.reason,
                 self.redact(str(f.error))[:200],
             )
+
+    def _not_at_end(self, outputs: Sequence[Encoded]) -> None:
+        """Records we just wrote to one of our own inputs are still to be read: their
+        partitions are no longer at their end. The partition is the one our producer's
+        murmur2 partitioner picks for the key."""
+        inputs = set(self.settings.input_topics)
+        for out in outputs:
+            if out.topic not in inputs:
+                continue
+            if out.partition >= 0:
+                self._at_end.discard((out.topic, out.partition))
+            elif out.key is not None:
+                count = self._partition_counts.get(out.topic)
+                if count is None:
+                    meta = self.consumer.list_topics(out.topic, timeout=10)
+                    count = self._partition_counts[out.topic] = len(
+                        meta.topics[out.topic].partitions
+                    )
+                self._at_end.discard((out.topic, partition_for(out.key, count)))
+            else:
+                self._at_end = {tp for tp in self._at_end if tp[0] != out.topic}
 
     def _wait(self, seconds: float) -> None:
         """Back off without leaving the group: poll with fetching paused.

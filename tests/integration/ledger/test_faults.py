@@ -1,0 +1,424 @@
+"""The ledger exactly once under faults: repeated SIGKILL mid-transaction, and a rebalance
+from one instance to two and back.
+
+Every processor is a real `eos run ledger` subprocess against the real broker and
+registry, on its own fresh set of topics (4 partitions); the load comes from the ledger's
+own generator (funding first, then payments with duplicates, invalid payments and
+undecodable bytes), and `verify` reads every committed output to check each payment has
+exactly one outcome and the books balance.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field, replace
+
+import pytest
+from confluent_kafka import Consumer, IsolationLevel, TopicPartition
+from confluent_kafka.admin import AdminClient, OffsetSpec  # type: ignore[attr-defined]
+
+from eos.config import EngineSettings
+from eos.ledger.demo import wait_caught_up
+from eos.ledger.generator import LoadSpec, produce_payments
+from eos.ledger.settings import LedgerSettings
+from eos.ledger.setup import setup
+from eos.ledger.verify import Report, verify
+from eos.testing.cluster import KafkaCluster
+
+PARTITIONS = 4
+ACCOUNTS = 200
+# Short timeouts: a SIGKILLed member leaves the group (and a dead transaction is aborted)
+# within seconds rather than the defaults' minute.
+PROCESSOR_ENV = {"EOS_TRANSACTION_TIMEOUT_MS": "15000", "EOS_SESSION_TIMEOUT_MS": "6000"}
+LOAD = LoadSpec(
+    count=50_000,
+    accounts=ACCOUNTS,
+    duplicates=0.02,
+    invalid=0.03,
+    garbage=0.001,
+    funding="skip",
+)
+
+
+class Processor:
+    """A spawned `eos run ledger`, with its output drained by a thread (a full pipe
+    would block the child)."""
+
+    def __init__(self, instance_id: str, env: dict[str, str]) -> None:
+        self.name = instance_id
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "eos", "run", "ledger", "--instance-id", instance_id],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            env=env,
+        )
+        self.lines: list[str] = []
+        self._reader = threading.Thread(target=self._drain, daemon=True)
+        self._reader.start()
+
+    def _drain(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.lines.append(line.decode("utf-8", "replace").rstrip("\n"))
+
+    def logged(self, text: str) -> list[str]:
+        return [line for line in list(self.lines) if text in line]
+
+    def tail(self, n: int = 30) -> str:
+        return f"--- {self.name} (last {n} lines) ---\n" + "\n".join(self.lines[-n:])
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def wait(self, timeout: float) -> int:
+        try:
+            code = self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            raise AssertionError(
+                f"{self.name} still running after {timeout}s\n{self.tail()}"
+            ) from None
+        self._reader.join(5)
+        return code
+
+    def signal(self, sig: signal.Signals) -> None:
+        self.proc.send_signal(sig)
+
+    def kill(self) -> None:
+        self.proc.kill()
+        self.wait(10)
+
+    def stop(self, timeout: float = 30) -> int:
+        """SIGTERM: finish the batch in flight, commit it, leave the group."""
+        self.signal(signal.SIGTERM)
+        return self.wait(timeout)
+
+    def processed(self) -> int:
+        """The records this instance committed, from its last progress report (one is
+        printed on every exit but SIGKILL)."""
+        reports = self.logged("eos.processor: processed ")
+        assert reports, self.tail()
+        found = re.search(r"processed (\d+) records", reports[-1])
+        assert found, reports[-1]
+        return int(found.group(1))
+
+    def partitions(self, event: str, topic: str, skip: int = 0) -> set[int]:
+        """Partitions of `topic` named by this instance's "assigned"/"revoked" lines."""
+        pattern = re.compile(re.escape(topic) + r"\[(\d+)\]")
+        lines = self.logged(f"eos.processor: {event} ")[skip:]
+        return {int(p) for line in lines for p in pattern.findall(line)}
+
+
+@dataclass
+class Books:
+    """A fresh set of ledger topics, the settings naming them (in process and as env for
+    the processors), and the processors started on them."""
+
+    cluster: KafkaCluster
+    tag: str
+    env: dict[str, str]
+    engine: EngineSettings
+    ledger: LedgerSettings
+    processors: list[Processor] = field(default_factory=list)
+
+    def start(self, instance_id: str) -> Processor:
+        proc = Processor(instance_id, {**os.environ, **self.env, **PROCESSOR_ENV})
+        self.processors.append(proc)
+        return proc
+
+    def produce(self, spec: LoadSpec) -> Counter[str]:
+        return produce_payments(self.engine, self.ledger, spec).kinds
+
+    def fund(self, *running: Processor) -> Counter[str]:
+        """Fund every account from external ones and wait until that is posted."""
+        kinds = self.produce(LoadSpec(count=0, accounts=ACCOUNTS, funding="only", seed=1))
+        self.wait_caught_up(*running, timeout=60)
+        return kinds
+
+    def wait_caught_up(self, *running: Processor, timeout: float) -> None:
+        """The group has committed every payment and credit leg (demo's check)."""
+        try:
+            wait_caught_up(
+                self.engine, self.ledger, {p.name: p.proc for p in running}, timeout=timeout
+            )
+        except SystemExit as exc:  # the demo's way to fail
+            raise AssertionError(f"{exc}\n" + "\n".join(p.tail() for p in running)) from None
+
+    def verify(self) -> Report:
+        return verify(
+            self.cluster.bootstrap_servers,
+            self.cluster.schema_registry_url,
+            self.ledger,
+            self.engine.dlq_topic,
+            timeout=60,
+        )
+
+
+@pytest.fixture
+def books(eos_cluster: KafkaCluster, monkeypatch: pytest.MonkeyPatch) -> Iterator[Books]:
+    tag = f"lf-{uuid.uuid4().hex[:8]}"
+    topics = {
+        "payments_topic": f"{tag}.payments",
+        "credits_topic": f"{tag}.ledger.credits",
+        "entries_topic": f"{tag}.ledger.entries",
+        "rejected_topic": f"{tag}.payments.rejected",
+        "balances_changelog": f"{tag}.ledger.balances.changelog",
+        "dedup_changelog": f"{tag}.ledger.dedup.changelog",
+    }
+    ledger_env = {f"EOS_LEDGER_{k.upper()}": v for k, v in topics.items()}
+    env = {
+        "EOS_BOOTSTRAP_SERVERS": eos_cluster.bootstrap_servers,
+        "EOS_SCHEMA_REGISTRY_URL": eos_cluster.schema_registry_url,
+        "EOS_GROUP_ID": f"{tag}-ledger",
+        "EOS_DLQ_TOPIC": f"{tag}.dlq",
+        "EOS_TRANSACTIONAL_ID_PREFIX": tag,
+        **ledger_env,
+    }
+    engine = EngineSettings(
+        bootstrap_servers=eos_cluster.bootstrap_servers,
+        schema_registry_url=eos_cluster.schema_registry_url,
+        group_id=env["EOS_GROUP_ID"],
+        dlq_topic=env["EOS_DLQ_TOPIC"],
+        transactional_id_prefix=tag,
+    )
+    ledger = LedgerSettings(
+        payments_topic=topics["payments_topic"],
+        credits_topic=topics["credits_topic"],
+        entries_topic=topics["entries_topic"],
+        rejected_topic=topics["rejected_topic"],
+        balances_changelog=topics["balances_changelog"],
+        dedup_changelog=topics["dedup_changelog"],
+    )
+    with monkeypatch.context() as m:  # setup() reads the ledger's topics from the env
+        for name, value in ledger_env.items():
+            m.setenv(name, value)
+        setup(engine, PARTITIONS, 1)
+    b = Books(eos_cluster, tag, env, engine, ledger)
+    yield b
+    for proc in b.processors:
+        if proc.alive():
+            proc.kill()  # SIGKILL ends a stopped (SIGSTOP) process too
+
+
+class Loader:
+    """The generator in a thread: one run of `spec`, or, with `until`, runs of
+    spec.count payments (each with its own seed) until `until` is set."""
+
+    def __init__(self, books: Books, spec: LoadSpec, until: threading.Event | None = None):
+        self.books = books
+        self.spec = spec
+        self.until = until
+        self.kinds: Counter[str] = Counter()
+        self.errors: list[BaseException] = []
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            for run in range(1_000):
+                seed = None if self.spec.seed is None else self.spec.seed + run
+                self.kinds.update(self.books.produce(replace(self.spec, seed=seed)))
+                if self.until is None or self.until.is_set():
+                    return
+        except BaseException as exc:  # reported by the test thread
+            self.errors.append(exc)
+
+    def join(self, timeout: float) -> Counter[str]:
+        if self.until is not None:
+            self.until.set()
+        self._thread.join(timeout)
+        assert not self._thread.is_alive(), f"the generator still runs after {timeout}s"
+        assert not self.errors, self.errors
+        return self.kinds
+
+
+class Offsets:
+    """The group's committed offsets on the payments topic, and the output topics' end
+    offsets, committed (the last stable offset) or not (the high watermark)."""
+
+    def __init__(self, books: Books) -> None:
+        config = books.cluster.client_config()
+        self._admin = AdminClient(config)
+        self._consumer = Consumer({**config, "group.id": books.engine.group_id})
+        s = books.ledger
+        self._payments = [TopicPartition(s.payments_topic, p) for p in range(PARTITIONS)]
+        outputs = (
+            s.entries_topic,
+            s.credits_topic,
+            s.rejected_topic,
+            s.balances_changelog,
+            s.dedup_changelog,
+        )
+        self._outputs = [TopicPartition(t, p) for t in outputs for p in range(PARTITIONS)]
+
+    def close(self) -> None:
+        self._consumer.close()
+
+    def committed(self, partitions: Iterable[int] = range(PARTITIONS)) -> int:
+        """Payments committed by the group (on the given partitions)."""
+        wanted = set(partitions)
+        tps = self._consumer.committed(self._payments, timeout=10)
+        return sum(max(tp.offset, 0) for tp in tps if tp.partition in wanted)
+
+    def _ends(self, level: IsolationLevel) -> list[int]:
+        futures = self._admin.list_offsets(
+            {tp: OffsetSpec.latest() for tp in self._outputs},  # type: ignore[no-untyped-call]
+            isolation_level=level,
+            request_timeout=5,
+        )
+        return [futures[tp].result().offset for tp in self._outputs]
+
+    def open_transaction(self) -> bool:
+        """Records written past the last stable offset of some output: a transaction is
+        open (only one producer writes here, the processors)."""
+        stable = self._ends(IsolationLevel.READ_COMMITTED)
+        written = self._ends(IsolationLevel.READ_UNCOMMITTED)
+        return any(w > s for s, w in zip(stable, written, strict=True))
+
+
+def _wait(predicate: Callable[[], bool], timeout: float, what: str, *procs: Processor) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        for p in procs:
+            if not p.alive():
+                raise AssertionError(f"{p.name} exited ({p.proc.returncode})\n{p.tail()}")
+        time.sleep(0.1)
+    raise AssertionError(
+        f"timed out after {timeout}s waiting for {what}\n" + "\n".join(p.tail() for p in procs)
+    )
+
+
+def _kill_mid_transaction(proc: Processor, offsets: Offsets, timeout: float = 30) -> None:
+    """SIGKILL while a transaction is open with records in the output topics.
+
+    A transaction lasts a fraction of a second, so the process is frozen (SIGSTOP)
+    first; once the requests it had already sent are answered, an open transaction
+    stays open. If one is, SIGKILL; else thaw it (SIGCONT) and try again."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not proc.alive():
+            raise AssertionError(f"{proc.name} exited early\n{proc.tail()}")
+        proc.signal(signal.SIGSTOP)
+        try:
+            time.sleep(0.3)
+            if offsets.open_transaction():
+                proc.kill()
+                return
+        finally:
+            if proc.alive():
+                proc.signal(signal.SIGCONT)
+        time.sleep(random.uniform(0.01, 0.1))
+    raise AssertionError(f"never caught {proc.name} inside a transaction\n{proc.tail()}")
+
+
+def _assert_accounted(report: Report, inputs: Counter[str]) -> None:
+    """Every record sent has one outcome: posted, rejected, dead-lettered, or dropped as
+    the duplicate it is."""
+    assert report.ok, report.render()
+    sent = sum(inputs.values())
+    outcomes = report.posted + report.rejected + report.dead_lettered + report.duplicates
+    assert report.summary["inputs"] == sent == outcomes, (dict(inputs), report.render())
+    assert report.duplicates == inputs["duplicate"], report.render()
+    assert report.summary["undecodable inputs"] == inputs["undecodable"], report.render()
+    assert report.dead_lettered == inputs["undecodable"], report.render()
+    assert report.rejected >= inputs["invalid"], report.render()
+    assert report.posted >= inputs["funding"] > 0, report.render()
+
+
+def test_repeated_sigkill_mid_transaction_posts_every_payment_exactly_once(
+    books: Books,
+) -> None:
+    name = f"solo-{books.tag}"  # every restart has the same transactional.id
+    offsets = Offsets(books)
+    run = books.start(name)
+    try:
+        inputs = books.fund(run)
+        start = offsets.committed()
+        assert start == inputs["funding"]
+
+        loader = Loader(books, replace(LOAD, seed=2))
+        kills = 3
+        for k in range(1, kills + 1):
+            # Each run commits its own share first (the kill before was not the end
+            # of it), then dies with a transaction open, mid-stream.
+            threshold = start + LOAD.count * k // (kills + 2)
+
+            def reached(threshold: int = threshold) -> bool:
+                return offsets.committed() >= threshold
+
+            _wait(reached, 90, f"{threshold:,} payments committed", run)
+            _kill_mid_transaction(run, offsets)
+            assert run.proc.returncode == -signal.SIGKILL, run.tail()
+            run = books.start(name)
+        committed_before_final = offsets.committed()
+
+        inputs += loader.join(120)
+        books.wait_caught_up(run, timeout=120)
+        assert run.stop() == 0, run.tail()
+    finally:
+        offsets.close()
+
+    assert LOAD.count * kills // (kills + 2) <= committed_before_final - start < LOAD.count
+    report = books.verify()
+    _assert_accounted(report, inputs)
+    # The final run picked up where the last killed one's last commit left off: it did
+    # part of the work (payments and credit legs), the killed runs the rest.
+    everything = report.summary["inputs"] + report.summary["credit legs"]
+    assert 0 < run.processed() < everything, run.tail()
+
+
+def test_a_second_instance_joins_mid_run_and_leaves_again(books: Books) -> None:
+    offsets = Offsets(books)
+    a = books.start(f"a-{books.tag}")
+    topic = books.ledger.payments_topic
+    stop_load = threading.Event()
+    try:
+        inputs = books.fund(a)
+        # Payments keep coming (about 2,000/s) until A has B's partitions back.
+        loader = Loader(books, replace(LOAD, count=2_000, rate=2_000, seed=100), stop_load)
+        _wait(lambda: offsets.committed() >= inputs["funding"] + 1_000, 30, "A to post", a)
+
+        b = books.start(f"b-{books.tag}")
+        _wait(lambda: bool(b.partitions("assigned", topic)), 60, "B assigned", a, b)
+        to_b = b.partitions("assigned", topic)
+        assert to_b < set(range(PARTITIONS)), b.tail()
+        assert to_b <= a.partitions("revoked", topic), a.tail()
+        # B commits payments of its own partitions.
+        at_join = offsets.committed(to_b)
+        _wait(lambda: offsets.committed(to_b) >= at_join + 500, 60, "B to post", a, b)
+
+        assert b.stop() == 0, b.tail()
+        assert to_b <= b.partitions("revoked", topic), b.tail()
+        # A's first "assigned" line is its initial assignment; a later one hands B's
+        # partitions back.
+        _wait(
+            lambda: to_b <= a.partitions("assigned", topic, skip=1),
+            30,
+            "A to get B's partitions back",
+            a,
+        )
+        at_return = offsets.committed(to_b)
+        _wait(lambda: offsets.committed(to_b) > at_return, 30, "A to post on B's partitions", a)
+
+        inputs += loader.join(60)
+        books.wait_caught_up(a, timeout=90)
+        assert a.stop() == 0, a.tail()
+    finally:
+        stop_load.set()
+        offsets.close()
+
+    assert len(a.logged("eos.processor: assigned ")) >= 3, a.tail()
+    assert b.processed() > 0, b.tail()
+    assert a.processed() > 0, a.tail()
+    _assert_accounted(books.verify(), inputs)

@@ -1,0 +1,174 @@
+"""The ledger's business behaviour on the real broker: funding, currencies, every rejection
+reason, duplicates, reply-to outcomes, and schema evolution."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from confluent_kafka import Producer
+from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
+from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
+
+from eos.config import EngineSettings
+from eos.engine.app import build_processor
+from eos.ledger.app import build
+from eos.ledger.models import PaymentRequest
+from eos.ledger.settings import LedgerSettings
+from eos.ledger.setup import contracts, setup
+from eos.ledger.verify import verify
+from eos.serde import compat
+from eos.serde.avro import AvroContract, AvroDecoder, AvroEncoder
+from eos.serde.schemas import contract, load_schema
+from eos.testing.cluster import KafkaCluster
+from eos.testing.helpers import read_committed
+
+
+@dataclass
+class Books:
+    cluster: KafkaCluster
+    engine: EngineSettings
+    ledger: LedgerSettings
+    reply_topic: str
+
+    def pay(self, debit: str, credit: str, amount: int, currency: str = "EUR",
+            payment_id: str | None = None, headers: list[tuple[str, bytes]] | None = None,
+            **fields: Any) -> str:
+        req = PaymentRequest(
+            payment_id=payment_id or str(uuid.uuid4()), debit_account=debit,
+            credit_account=credit, amount_minor=amount, currency=currency,
+            requested_at=datetime.now(UTC), **fields,
+        )
+        self.send(debit, AvroEncoder(self.registry(), self.ledger.payments_topic,
+                                     contract("ledger/payment_request")).encode(req), headers)
+        return req.payment_id
+
+    def send(self, key: str, value: bytes, headers: list[tuple[str, bytes]] | None = None) -> None:
+        producer = Producer({"bootstrap.servers": self.cluster.bootstrap_servers,
+                             "partitioner": "murmur2_random"})
+        producer.produce(self.ledger.payments_topic, key=key.encode(), value=value,
+                         headers=headers or [])
+        assert producer.flush(30) == 0
+
+    def registry(self) -> SchemaRegistryClient:
+        return SchemaRegistryClient({"url": self.cluster.schema_registry_url})
+
+    def process(self) -> None:
+        processor = build_processor(self.engine, build(self.engine), until_caught_up=True)
+        assert processor.run() == 0
+
+    def read(self, topic: str, schema: str) -> list[Any]:
+        decoder = AvroDecoder(self.registry(), contract(schema))
+        return [decoder.decode(m.value()) for m in read_committed(self.cluster, topic)]
+
+
+@pytest.fixture
+def books(eos_cluster: KafkaCluster, monkeypatch: pytest.MonkeyPatch) -> Iterator[Books]:
+    tag = f"lt-{uuid.uuid4().hex[:8]}"
+    names = {
+        "PAYMENTS_TOPIC": f"{tag}.payments", "CREDITS_TOPIC": f"{tag}.credits",
+        "ENTRIES_TOPIC": f"{tag}.entries", "REJECTED_TOPIC": f"{tag}.rejected",
+        "BALANCES_CHANGELOG": f"{tag}.balances", "DEDUP_CHANGELOG": f"{tag}.dedup",
+    }
+    for key, value in names.items():
+        monkeypatch.setenv(f"EOS_LEDGER_{key}", value)
+    engine = EngineSettings(
+        bootstrap_servers=eos_cluster.bootstrap_servers,
+        schema_registry_url=eos_cluster.schema_registry_url,
+        group_id=f"{tag}-ledger", dlq_topic=f"{tag}.dlq", instance_id="t1",
+        transactional_id_prefix=tag, batch_max_ms=50,
+    )
+    setup(engine, partitions=3, replication=1)
+    reply = f"replies.{tag}"
+    admin = AdminClient({"bootstrap.servers": eos_cluster.bootstrap_servers})
+    admin.create_topics([NewTopic(reply, 1, 1)])[reply].result(30)
+    yield Books(eos_cluster, engine, LedgerSettings(), reply)
+
+
+def test_funding_currencies_rejections_duplicates_and_replies(books: Books) -> None:
+    books.pay("ext:bank", "alice", 1000, "EUR")
+    books.pay("ext:bank", "alice", 500, "USD")
+    books.process()  # the funding credits land before alice spends
+
+    eur = books.pay("alice", "bob", 300, "EUR")
+    usd = books.pay("alice", "bob", 200, "USD", headers=[
+        ("reply-to", books.reply_topic.encode()), ("correlation-id", b"c-1")])
+    books.pay("alice", "bob", 300, "EUR", payment_id=eur)  # a duplicate from upstream
+    expected = {
+        books.pay("alice", "bob", 1, payment_id="not-a-uuid"): "INVALID_ID",
+        books.pay("alice", "b o b", 1): "INVALID_ACCOUNT",
+        books.pay("alice", "alice", 1): "SAME_ACCOUNT",
+        books.pay("alice", "bob", 0): "INVALID_AMOUNT",
+        books.pay("alice", "bob", 10**12): "AMOUNT_TOO_LARGE",
+        books.pay("alice", "bob", 1, "XQZ"): "UNKNOWN_CURRENCY",
+        books.pay("alice", "bob", 1, "GBP"): "INSUFFICIENT_FUNDS",  # no GBP at all
+        books.pay("alice", "bob", 10_000, "EUR"): "INSUFFICIENT_FUNDS",
+        books.pay("alice", "bob", 1, headers=[("reply-to", b"replies.no-such-topic")]):
+            "INVALID_REPLY_TO",
+    }
+    books.process()
+
+    rejections = books.read(books.ledger.rejected_topic, "ledger/payment_rejection")
+    assert {r["payment_id"]: r["reason"] for r in rejections} == expected
+    assert len(rejections) == len(expected)
+
+    entries = books.read(books.ledger.entries_topic, "ledger/ledger_entry")
+    chains: dict[tuple[str, str], list[tuple[int, int, int]]] = {}
+    for e in entries:
+        chains.setdefault((e["account"], e["currency"]), []).append(
+            (e["account_seq"], e["delta_minor"], e["balance_after_minor"]))
+    assert chains[("alice", "EUR")] == [(1, 1000, 1000), (2, -300, 700)]
+    assert chains[("alice", "USD")] == [(1, 500, 500), (2, -200, 300)]
+    assert chains[("bob", "EUR")] == [(1, 300, 300)]
+    assert chains[("bob", "USD")] == [(1, 200, 200)]
+    # The external account funds the others and may go below zero.
+    assert chains[("ext:bank", "EUR")] == [(1, -1000, -1000)]
+    assert [e["payment_id"] for e in entries].count(eur) == 2  # debit + credit, once
+
+    replies = books.read(books.reply_topic, "ledger/payment_outcome")
+    assert replies == [{"payment_id": usd, "correlation_id": "c-1", "status": "POSTED",
+                        "reason": None, "debit_balance_after_minor": 300}]
+
+    report = verify(books.cluster.bootstrap_servers, books.cluster.schema_registry_url,
+                    books.ledger, books.engine.dlq_topic)
+    assert report.ok, report.render()
+    assert report.duplicates == 1
+
+
+def test_schema_evolution_v1_and_v2_payments_are_both_processed(books: Books) -> None:
+    books.pay("ext:bank", "carol", 1000)
+    books.process()
+    v1_id = books.pay("carol", "dave", 10)
+
+    v1 = json.loads(load_schema("ledger/payment_request"))
+    v2 = {**v1, "fields": [*v1["fields"],
+                           {"name": "channel", "type": ["null", "string"], "default": None}]}
+    subject = f"{books.ledger.payments_topic}-value"
+    registry = books.registry()
+    # The topic's subject has BACKWARD compatibility; an optional field is allowed.
+    registry.register_schema(subject, Schema(json.dumps(v2), "AVRO"))
+    encoder = AvroEncoder(registry, books.ledger.payments_topic, AvroContract(json.dumps(v2)))
+    v2_id = str(uuid.uuid4())
+    books.send("carol", encoder.encode({
+        "payment_id": v2_id, "debit_account": "carol", "credit_account": "dave",
+        "amount_minor": 20, "currency": "EUR", "requested_at": datetime.now(UTC),
+        "reference": None, "channel": "mobile"}))
+    books.process()
+
+    debits = [e for e in books.read(books.ledger.entries_topic, "ledger/ledger_entry")
+              if e["account"] == "carol" and e["side"] == "DEBIT"]
+    assert [e["payment_id"] for e in debits] == [v1_id, v2_id]
+    assert debits[-1]["balance_after_minor"] == 970
+
+    # `eos schemas check`: schemas/ is compatible; a required new field is not.
+    local = contracts(books.ledger)
+    assert all(r.ok for r in compat.check(registry, local))
+    v3 = {**v2, "fields": [*v2["fields"], {"name": "branch", "type": "string"}]}
+    broken = {**local, books.ledger.payments_topic: AvroContract(json.dumps(v3))}
+    results = {r.subject: r for r in compat.check(registry, broken)}
+    assert results[subject].status == "INCOMPATIBLE"

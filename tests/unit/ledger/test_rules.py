@@ -1,0 +1,52 @@
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+
+import pytest
+
+from eos.kafka.partitioner import murmur2, partition_for
+from eos.ledger.models import PaymentRequest, RejectionReason
+from eos.ledger.rules import validate
+from eos.ledger.settings import LedgerSettings
+
+
+def _req(**kw: object) -> PaymentRequest:
+    base: dict[str, object] = {
+        "payment_id": str(uuid.uuid4()), "debit_account": "acct-1", "credit_account": "acct-2",
+        "amount_minor": 100, "currency": "EUR", "requested_at": datetime.now(UTC),
+    }
+    base.update(kw)
+    return PaymentRequest.model_validate(base)
+
+
+@pytest.mark.parametrize(("change", "reason"), [
+    ({"payment_id": "nope"}, RejectionReason.INVALID_ID),
+    ({"debit_account": "has space"}, RejectionReason.INVALID_ACCOUNT),
+    ({"credit_account": ""}, RejectionReason.INVALID_ACCOUNT),
+    ({"credit_account": "acct-1"}, RejectionReason.SAME_ACCOUNT),
+    ({"amount_minor": 0}, RejectionReason.INVALID_AMOUNT),
+    ({"amount_minor": -5}, RejectionReason.INVALID_AMOUNT),
+    ({"amount_minor": 10**12}, RejectionReason.AMOUNT_TOO_LARGE),
+    ({"currency": "XYZ"}, RejectionReason.UNKNOWN_CURRENCY),
+])
+def test_each_rule_names_its_reason(change: dict[str, object], reason: RejectionReason) -> None:
+    result = validate(_req(**change), LedgerSettings())
+    assert result is not None
+    assert result[0] is reason
+
+
+def test_a_well_formed_payment_passes() -> None:
+    assert validate(_req(), LedgerSettings()) is None
+    assert validate(_req(debit_account="ext:bank-a"), LedgerSettings()) is None
+
+
+def test_murmur2_matches_kafkas_reference_values() -> None:
+    # Values from Kafka's UtilsTest.testMurmur2.
+    assert murmur2(b"21") == -973932308
+    assert murmur2(b"foobar") == -790332482
+    assert murmur2(b"a-little-bit-long-string") == -985981536
+    assert murmur2(b"a-little-bit-longer-string") == -1486304829
+    assert murmur2(b"lkjh234lh9fiuh90y23oiuhsafujhadof229phr9h19h89h8") == -58897971
+    assert murmur2(b"abc") == 479470107
+    assert 0 <= partition_for(b"acct-1", 6) < 6
