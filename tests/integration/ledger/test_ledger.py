@@ -36,23 +36,41 @@ class Books:
     ledger: LedgerSettings
     reply_topic: str
 
-    def pay(self, debit: str, credit: str, amount: int, currency: str = "EUR",
-            payment_id: str | None = None, headers: list[tuple[str, bytes]] | None = None,
-            **fields: Any) -> str:
+    def pay(
+        self,
+        debit: str,
+        credit: str,
+        amount: int,
+        currency: str = "EUR",
+        payment_id: str | None = None,
+        headers: list[tuple[str, bytes]] | None = None,
+        **fields: Any,
+    ) -> str:
         req = PaymentRequest(
-            payment_id=payment_id or str(uuid.uuid4()), debit_account=debit,
-            credit_account=credit, amount_minor=amount, currency=currency,
-            requested_at=datetime.now(UTC), **fields,
+            payment_id=payment_id or str(uuid.uuid4()),
+            debit_account=debit,
+            credit_account=credit,
+            amount_minor=amount,
+            currency=currency,
+            requested_at=datetime.now(UTC),
+            **fields,
         )
-        self.send(debit, AvroEncoder(self.registry(), self.ledger.payments_topic,
-                                     contract("ledger/payment_request")).encode(req), headers)
+        self.send(
+            debit,
+            AvroEncoder(
+                self.registry(), self.ledger.payments_topic, contract("ledger/payment_request")
+            ).encode(req),
+            headers,
+        )
         return req.payment_id
 
     def send(self, key: str, value: bytes, headers: list[tuple[str, bytes]] | None = None) -> None:
-        producer = Producer({"bootstrap.servers": self.cluster.bootstrap_servers,
-                             "partitioner": "murmur2_random"})
-        producer.produce(self.ledger.payments_topic, key=key.encode(), value=value,
-                         headers=headers or [])
+        producer = Producer(
+            {"bootstrap.servers": self.cluster.bootstrap_servers, "partitioner": "murmur2_random"}
+        )
+        producer.produce(
+            self.ledger.payments_topic, key=key.encode(), value=value, headers=headers or []
+        )
         assert producer.flush(30) == 0
 
     def registry(self) -> SchemaRegistryClient:
@@ -71,17 +89,23 @@ class Books:
 def books(eos_cluster: KafkaCluster, monkeypatch: pytest.MonkeyPatch) -> Iterator[Books]:
     tag = f"lt-{uuid.uuid4().hex[:8]}"
     names = {
-        "PAYMENTS_TOPIC": f"{tag}.payments", "CREDITS_TOPIC": f"{tag}.credits",
-        "ENTRIES_TOPIC": f"{tag}.entries", "REJECTED_TOPIC": f"{tag}.rejected",
-        "BALANCES_CHANGELOG": f"{tag}.balances", "DEDUP_CHANGELOG": f"{tag}.dedup",
+        "PAYMENTS_TOPIC": f"{tag}.payments",
+        "CREDITS_TOPIC": f"{tag}.credits",
+        "ENTRIES_TOPIC": f"{tag}.entries",
+        "REJECTED_TOPIC": f"{tag}.rejected",
+        "BALANCES_CHANGELOG": f"{tag}.balances",
+        "DEDUP_CHANGELOG": f"{tag}.dedup",
     }
     for key, value in names.items():
         monkeypatch.setenv(f"EOS_LEDGER_{key}", value)
     engine = EngineSettings(
         bootstrap_servers=eos_cluster.bootstrap_servers,
         schema_registry_url=eos_cluster.schema_registry_url,
-        group_id=f"{tag}-ledger", dlq_topic=f"{tag}.dlq", instance_id="t1",
-        transactional_id_prefix=tag, batch_max_ms=50,
+        group_id=f"{tag}-ledger",
+        dlq_topic=f"{tag}.dlq",
+        instance_id="t1",
+        transactional_id_prefix=tag,
+        batch_max_ms=50,
     )
     setup(engine, partitions=3, replication=1)
     reply = f"replies.{tag}"
@@ -96,8 +120,13 @@ def test_funding_currencies_rejections_duplicates_and_replies(books: Books) -> N
     books.process()  # the funding credits land before alice spends
 
     eur = books.pay("alice", "bob", 300, "EUR")
-    usd = books.pay("alice", "bob", 200, "USD", headers=[
-        ("reply-to", books.reply_topic.encode()), ("correlation-id", b"c-1")])
+    usd = books.pay(
+        "alice",
+        "bob",
+        200,
+        "USD",
+        headers=[("reply-to", books.reply_topic.encode()), ("correlation-id", b"c-1")],
+    )
     books.pay("alice", "bob", 300, "EUR", payment_id=eur)  # a duplicate from upstream
     expected = {
         books.pay("alice", "bob", 1, payment_id="not-a-uuid"): "INVALID_ID",
@@ -108,8 +137,9 @@ def test_funding_currencies_rejections_duplicates_and_replies(books: Books) -> N
         books.pay("alice", "bob", 1, "XQZ"): "UNKNOWN_CURRENCY",
         books.pay("alice", "bob", 1, "GBP"): "INSUFFICIENT_FUNDS",  # no GBP at all
         books.pay("alice", "bob", 10_000, "EUR"): "INSUFFICIENT_FUNDS",
-        books.pay("alice", "bob", 1, headers=[("reply-to", b"replies.no-such-topic")]):
-            "INVALID_REPLY_TO",
+        books.pay(
+            "alice", "bob", 1, headers=[("reply-to", b"replies.no-such-topic")]
+        ): "INVALID_REPLY_TO",
     }
     books.process()
 
@@ -121,7 +151,8 @@ def test_funding_currencies_rejections_duplicates_and_replies(books: Books) -> N
     chains: dict[tuple[str, str], list[tuple[int, int, int]]] = {}
     for e in entries:
         chains.setdefault((e["account"], e["currency"]), []).append(
-            (e["account_seq"], e["delta_minor"], e["balance_after_minor"]))
+            (e["account_seq"], e["delta_minor"], e["balance_after_minor"])
+        )
     assert chains[("alice", "EUR")] == [(1, 1000, 1000), (2, -300, 700)]
     assert chains[("alice", "USD")] == [(1, 500, 500), (2, -200, 300)]
     assert chains[("bob", "EUR")] == [(1, 300, 300)]
@@ -131,11 +162,22 @@ def test_funding_currencies_rejections_duplicates_and_replies(books: Books) -> N
     assert [e["payment_id"] for e in entries].count(eur) == 2  # debit + credit, once
 
     replies = books.read(books.reply_topic, "ledger/payment_outcome")
-    assert replies == [{"payment_id": usd, "correlation_id": "c-1", "status": "POSTED",
-                        "reason": None, "debit_balance_after_minor": 300}]
+    assert replies == [
+        {
+            "payment_id": usd,
+            "correlation_id": "c-1",
+            "status": "POSTED",
+            "reason": None,
+            "debit_balance_after_minor": 300,
+        }
+    ]
 
-    report = verify(books.cluster.bootstrap_servers, books.cluster.schema_registry_url,
-                    books.ledger, books.engine.dlq_topic)
+    report = verify(
+        books.cluster.bootstrap_servers,
+        books.cluster.schema_registry_url,
+        books.ledger,
+        books.engine.dlq_topic,
+    )
     assert report.ok, report.render()
     assert report.duplicates == 1
 
@@ -146,22 +188,38 @@ def test_schema_evolution_v1_and_v2_payments_are_both_processed(books: Books) ->
     v1_id = books.pay("carol", "dave", 10)
 
     v1 = json.loads(load_schema("ledger/payment_request"))
-    v2 = {**v1, "fields": [*v1["fields"],
-                           {"name": "channel", "type": ["null", "string"], "default": None}]}
+    v2 = {
+        **v1,
+        "fields": [*v1["fields"], {"name": "channel", "type": ["null", "string"], "default": None}],
+    }
     subject = f"{books.ledger.payments_topic}-value"
     registry = books.registry()
     # The topic's subject has BACKWARD compatibility; an optional field is allowed.
     registry.register_schema(subject, Schema(json.dumps(v2), "AVRO"))
     encoder = AvroEncoder(registry, books.ledger.payments_topic, AvroContract(json.dumps(v2)))
     v2_id = str(uuid.uuid4())
-    books.send("carol", encoder.encode({
-        "payment_id": v2_id, "debit_account": "carol", "credit_account": "dave",
-        "amount_minor": 20, "currency": "EUR", "requested_at": datetime.now(UTC),
-        "reference": None, "channel": "mobile"}))
+    books.send(
+        "carol",
+        encoder.encode(
+            {
+                "payment_id": v2_id,
+                "debit_account": "carol",
+                "credit_account": "dave",
+                "amount_minor": 20,
+                "currency": "EUR",
+                "requested_at": datetime.now(UTC),
+                "reference": None,
+                "channel": "mobile",
+            }
+        ),
+    )
     books.process()
 
-    debits = [e for e in books.read(books.ledger.entries_topic, "ledger/ledger_entry")
-              if e["account"] == "carol" and e["side"] == "DEBIT"]
+    debits = [
+        e
+        for e in books.read(books.ledger.entries_topic, "ledger/ledger_entry")
+        if e["account"] == "carol" and e["side"] == "DEBIT"
+    ]
     assert [e["payment_id"] for e in debits] == [v1_id, v2_id]
     assert debits[-1]["balance_after_minor"] == 970
 

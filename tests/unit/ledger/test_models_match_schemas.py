@@ -22,8 +22,14 @@ PAIRS = [
     ("ledger/payment_rejection", models.PaymentRejection),
     ("ledger/payment_outcome", models.PaymentOutcome),
 ]
-PRIMITIVES: dict[str, type] = {"string": str, "long": int, "int": int, "boolean": bool,
-                               "double": float, "bytes": bytes}
+PRIMITIVES: dict[str, type] = {
+    "string": str,
+    "long": int,
+    "int": int,
+    "boolean": bool,
+    "double": float,
+    "bytes": bytes,
+}
 
 
 def _expected(avro_type: Any) -> tuple[Any, bool]:

@@ -13,23 +13,30 @@ from eos.ledger.settings import LedgerSettings
 
 def _req(**kw: object) -> PaymentRequest:
     base: dict[str, object] = {
-        "payment_id": str(uuid.uuid4()), "debit_account": "acct-1", "credit_account": "acct-2",
-        "amount_minor": 100, "currency": "EUR", "requested_at": datetime.now(UTC),
+        "payment_id": str(uuid.uuid4()),
+        "debit_account": "acct-1",
+        "credit_account": "acct-2",
+        "amount_minor": 100,
+        "currency": "EUR",
+        "requested_at": datetime.now(UTC),
     }
     base.update(kw)
     return PaymentRequest.model_validate(base)
 
 
-@pytest.mark.parametrize(("change", "reason"), [
-    ({"payment_id": "nope"}, RejectionReason.INVALID_ID),
-    ({"debit_account": "has space"}, RejectionReason.INVALID_ACCOUNT),
-    ({"credit_account": ""}, RejectionReason.INVALID_ACCOUNT),
-    ({"credit_account": "acct-1"}, RejectionReason.SAME_ACCOUNT),
-    ({"amount_minor": 0}, RejectionReason.INVALID_AMOUNT),
-    ({"amount_minor": -5}, RejectionReason.INVALID_AMOUNT),
-    ({"amount_minor": 10**12}, RejectionReason.AMOUNT_TOO_LARGE),
-    ({"currency": "XYZ"}, RejectionReason.UNKNOWN_CURRENCY),
-])
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        ({"payment_id": "nope"}, RejectionReason.INVALID_ID),
+        ({"debit_account": "has space"}, RejectionReason.INVALID_ACCOUNT),
+        ({"credit_account": ""}, RejectionReason.INVALID_ACCOUNT),
+        ({"credit_account": "acct-1"}, RejectionReason.SAME_ACCOUNT),
+        ({"amount_minor": 0}, RejectionReason.INVALID_AMOUNT),
+        ({"amount_minor": -5}, RejectionReason.INVALID_AMOUNT),
+        ({"amount_minor": 10**12}, RejectionReason.AMOUNT_TOO_LARGE),
+        ({"currency": "XYZ"}, RejectionReason.UNKNOWN_CURRENCY),
+    ],
+)
 def test_each_rule_names_its_reason(change: dict[str, object], reason: RejectionReason) -> None:
     result = validate(_req(**change), LedgerSettings())
     assert result is not None
