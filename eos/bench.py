@@ -29,6 +29,8 @@ import fastavro
 from confluent_kafka import Consumer, Producer
 from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
 
+from eos.engine.records import Encoded
+from eos.engine.transaction import produce
 from eos.progress import Progress
 from eos.serde.schemas import contract
 from eos.testing.cluster import KafkaCluster, provide_cluster
@@ -149,12 +151,7 @@ def preload(cluster: KafkaCluster, topic: str, count: int) -> None:
     for i in range(count):
         value = _event(i, header, parsed)
         size += len(value)
-        while True:
-            try:
-                producer.produce(topic, key=f"acct-{i % 1000:04d}".encode(), value=value)
-                break
-            except BufferError:
-                producer.poll(0.05)
+        produce(producer, Encoded(topic, f"acct-{i % 1000:04d}".encode(), value, []))
         if i % 1000 == 0:
             producer.poll(0)
             progress.update(i)

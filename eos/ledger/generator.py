@@ -14,11 +14,12 @@ import uuid
 from collections import Counter
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from typing import Any, cast
 
 from confluent_kafka import KafkaError, Message, Producer
 
 from eos.config import EngineSettings
+from eos.engine.records import Encoded
+from eos.engine.transaction import produce
 from eos.kafka.clients import make_registry, producer_config
 from eos.ledger.app import CORRELATION_ID, REPLY_TO
 from eos.ledger.models import PaymentRequest
@@ -147,18 +148,7 @@ def produce_payments(engine: EngineSettings, ledger: LedgerSettings, spec: LoadS
                 time.sleep(delay)
         kind, key, value, headers = _next(i, funding, factory, encoder, spec, rng, sent)
         report.kinds[kind] += 1
-        while True:
-            try:
-                producer.produce(
-                    ledger.payments_topic,
-                    key=key,
-                    value=value,
-                    headers=cast(Any, headers),
-                    on_delivery=on_delivery,
-                )
-                break
-            except BufferError:
-                producer.poll(0.05)
+        produce(producer, Encoded(ledger.payments_topic, key, value, headers), on_delivery)
         if i % 1000 == 0:
             producer.poll(0)
             progress.update(i)
