@@ -21,10 +21,26 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "integration: needs a real Kafka broker and registry")
 
 
+_CLUSTER_USED = pytest.StashKey[KafkaCluster]()
+
+
 @pytest.fixture(scope="session")
-def eos_cluster() -> Iterator[KafkaCluster]:
+def eos_cluster(request: pytest.FixtureRequest) -> Iterator[KafkaCluster]:
     with provide_cluster() as cluster:
+        request.config.stash[_CLUSTER_USED] = cluster
         yield cluster
+
+
+def pytest_terminal_summary(
+    terminalreporter: pytest.TerminalReporter, config: pytest.Config
+) -> None:
+    # Says which broker the run actually used, so a green run shows what it stands on.
+    cluster = config.stash.get(_CLUSTER_USED, None)
+    if cluster is not None:
+        terminalreporter.write_line(
+            f"eos: tests ran against the {cluster.source}: kafka {cluster.bootstrap_servers}, "
+            f"schema registry {cluster.schema_registry_url}"
+        )
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
