@@ -192,8 +192,18 @@ class Processor:
         log.info("assigned %s", _names(partitions))
         # State first: no record of these partitions is returned before this returns.
         for store in self.stores:
-            store.assigned({p.partition for p in partitions}, consumer_config(self.settings))
+            store.assigned(
+                {p.partition for p in partitions},
+                consumer_config(self.settings),
+                self._restore_timeout(),
+            )
         self._assigned |= {(p.topic, p.partition) for p in partitions}
+
+    def _restore_timeout(self) -> float:
+        """Long enough for the coordinator to abort a dead owner's open transaction, short
+        enough that the member is not dropped for not polling."""
+        s = self.settings
+        return min(2 * s.transaction_timeout_ms, 0.9 * s.max_poll_interval_ms) / 1000
 
     def _on_revoke(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
         self._release(partitions)

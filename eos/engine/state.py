@@ -5,7 +5,10 @@ changes are staged; they reach the compacted changelog topic as records of the b
 own transaction (same partition number as the input), and are applied in memory only
 after that transaction commits. On assignment a partition's state is rebuilt from its
 changelog partition, read_committed, so it matches the committed input offsets exactly:
-no posting is lost or applied twice across SIGKILL or rebalance.
+no posting is lost or applied twice across SIGKILL or rebalance. The rebuild reads to the
+high watermark, not to the first end-of-partition: a read_committed consumer reports that
+end before a transaction still open (say a stalled former owner's), and the committed
+offsets it will be matched with wait for that transaction too.
 
 Inputs that share a store must be co-partitioned (same partition count, same keys):
 partition p of every input maps to changelog partition p.
@@ -16,13 +19,13 @@ from __future__ import annotations
 import json
 import logging
 import time
-import uuid
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaError, TopicPartition
+from confluent_kafka import Message
 
 from eos.engine.records import Encoded
+from eos.kafka.reader import read_topics
 
 log = logging.getLogger("eos.state")
 
@@ -89,53 +92,56 @@ class StateStore:
                 data[key] = value
         self.begin_batch()
 
-    def assigned(self, partitions: Iterable[int], consumer_config: dict[str, Any]) -> None:
+    def assigned(
+        self, partitions: Iterable[int], consumer_config: dict[str, Any], timeout: float
+    ) -> None:
         new = sorted(set(partitions) - set(self._data))
         if new:
-            self._restore(new, consumer_config)
+            self._restore(new, consumer_config, timeout)
 
     def revoked(self, partitions: Iterable[int]) -> None:
         for partition in partitions:
             self._data.pop(partition, None)
         self.begin_batch()
 
-    def _restore(self, partitions: list[int], consumer_config: dict[str, Any]) -> None:
+    def _restore(
+        self, partitions: list[int], consumer_config: dict[str, Any], timeout: float
+    ) -> None:
         started = time.monotonic()
-        config = {
-            **{
-                k: v
-                for k, v in consumer_config.items()
-                if k.startswith(("bootstrap.", "security.", "sasl.", "ssl.", "client."))
-            },
-            "group.id": f"eos-restore-{uuid.uuid4().hex[:8]}",
-            "isolation.level": "read_committed",
-            "enable.auto.commit": False,
-            "enable.partition.eof": True,
-            "auto.offset.reset": "earliest",
-        }
-        consumer = Consumer(config)
-        restored = {p: {} for p in partitions}  # type: dict[int, dict[str, Any]]
+        restored: dict[int, dict[str, Any]] = {p: {} for p in partitions}
         count = 0
+
+        def apply(msg: Message) -> None:
+            nonlocal count
+            data = restored[msg.partition() or 0]
+            key = (msg.key() or b"").decode()
+            data.pop(key, None)  # re-insert so dict order stays write order
+            value = msg.value()
+            if value is not None:
+                data[key] = json.loads(value)
+            count += 1
+
+        config = {
+            k: v
+            for k, v in consumer_config.items()
+            if k.startswith(("bootstrap.", "security.", "sasl.", "ssl.", "client."))
+        }
         try:
-            consumer.assign([TopicPartition(self.changelog_topic, p, 0) for p in partitions])
-            pending = set(partitions)
-            while pending:
-                for msg in consumer.consume(5000, 0.1):
-                    err = msg.error()
-                    if err is not None:
-                        if err.code() == KafkaError._PARTITION_EOF:
-                            pending.discard(msg.partition() or 0)
-                            continue
-                        raise RuntimeError(f"restoring {self.name}: {err.str()}")
-                    data = restored[msg.partition() or 0]
-                    key = (msg.key() or b"").decode()
-                    data.pop(key, None)
-                    value = msg.value()
-                    if value is not None:
-                        data[key] = json.loads(value)
-                    count += 1
-        finally:
-            consumer.close()
+            missing = read_topics(
+                config,
+                {self.changelog_topic: apply},
+                timeout,
+                partitions={self.changelog_topic: partitions},
+            )
+        except TimeoutError as exc:
+            raise RuntimeError(
+                f"restoring store {self.name} from {self.changelog_topic}: {exc}"
+            ) from exc
+        if missing:
+            raise RuntimeError(
+                f"store {self.name}: changelog topic {self.changelog_topic} does not exist; "
+                "create it (compacted, as many partitions as the inputs) before starting"
+            )
         self._data.update(restored)
         log.info(
             "restored store %s partitions %s from %d changelog records in %.1fs",

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from typing import Any
 
 from confluent_kafka import Consumer, IsolationLevel, KafkaError, Message, TopicPartition
@@ -31,9 +31,11 @@ def read_topics(
     handlers: Mapping[str, Handler],
     timeout: float = 120.0,
     isolation: str = "read_committed",
+    partitions: Mapping[str, Collection[int]] | None = None,
 ) -> list[str]:
     """Hand every committed record of each topic to its handler, in offset order per
-    partition; returns the topics that do not exist.
+    partition; returns the topics that do not exist. `partitions` limits a topic's read
+    to the partitions it names.
 
     The snapshot ends at each partition's high watermark when the read starts. Records of
     a transaction still open then are waited for (read_committed holds back everything
@@ -65,7 +67,12 @@ def read_topics(
             if info is None or info.error is not None:
                 missing.append(topic)
                 continue
-            parts += [TopicPartition(topic, p, 0) for p in sorted(info.partitions)]
+            wanted = partitions.get(topic) if partitions is not None else None
+            parts += [
+                TopicPartition(topic, p, 0)
+                for p in sorted(info.partitions)
+                if wanted is None or p in wanted
+            ]
         if not parts:
             return missing
         end = _high_watermarks(security, parts)
