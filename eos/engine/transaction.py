@@ -16,8 +16,10 @@ log = logging.getLogger("eos.transaction")
 T = TypeVar("T")
 
 # How long one transactional call may keep failing retriably before we give up on it
-# and treat the transaction as failed (abort, redo the batch).
+# and treat the transaction as failed (abort, redo the batch). Not for the commit: see
+# `commit`.
 RETRY_BUDGET_S = 60.0
+RETRY_PAUSE_S = (0.2, 5.0)  # first and longest pause between retries
 
 
 class Committer(Protocol):
@@ -45,19 +47,21 @@ class TransactionalCommitter:
         1. begin the transaction;
         2. produce the outputs and dead-letter records (one list, in input order);
         3. add the consumer's next offsets, with its group metadata, to the transaction
-           (the broker rejects them if this instance has lost the partitions meanwhile);
+           (the broker rejects them when the group has moved on to a newer generation;
+           the processor itself only passes partitions it still owns);
         4. commit: librdkafka flushes every produced record, then commits. A commit that
-           times out is retried, never aborted, since it may already have succeeded.
+           times out is retried for as long as it takes, never aborted, since it may
+           already have succeeded.
         """
         self._call("begin_transaction", self._producer.begin_transaction)
         self._open = True
         self._produce_all(outputs)
-        group = self._consumer.consumer_group_metadata()
+        group = self._call("consumer_group_metadata", self._consumer.consumer_group_metadata)
         self._call(
             "send_offsets_to_transaction",
             lambda: self._producer.send_offsets_to_transaction(list(offsets), group, 30),
         )
-        self._call("commit_transaction", lambda: self._producer.commit_transaction(30))
+        self._call("commit_transaction", lambda: self._producer.commit_transaction(30), budget=None)
         self._open = False
 
     def abort(self) -> None:
@@ -85,17 +89,23 @@ class TransactionalCommitter:
                 raise TransactionError(f"produce to {out.topic}", err, cls) from exc
         self._producer.poll(0)
 
-    def _call(self, step: str, fn: Callable[[], T]) -> T:
-        deadline = time.monotonic() + RETRY_BUDGET_S
+    def _call(self, step: str, fn: Callable[[], T], budget: float | None = RETRY_BUDGET_S) -> T:
+        """Call `fn`, retrying retriable errors with growing pauses for `budget` seconds
+        (None: until it succeeds or fails otherwise)."""
+        deadline = None if budget is None else time.monotonic() + budget
+        pause, longest = RETRY_PAUSE_S
         while True:
             try:
                 return fn()
             except KafkaException as exc:
                 err = kafka_error(exc)
                 cls = classify(err)
-                if cls is ErrorClass.RETRIABLE and time.monotonic() < deadline:
-                    log.warning("%s: retriable error %s, retrying", step, err.str())
-                    time.sleep(0.2)
+                if cls is ErrorClass.RETRIABLE and (
+                    deadline is None or time.monotonic() < deadline
+                ):
+                    log.warning("%s: retriable error %s, retrying in %.1fs", step, err.str(), pause)
+                    time.sleep(pause)
+                    pause = min(pause * 2, longest)
                     continue
                 if cls is ErrorClass.RETRIABLE:
                     cls = ErrorClass.ABORTABLE if step != "init_transactions" else ErrorClass.FATAL

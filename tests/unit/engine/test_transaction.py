@@ -1,0 +1,56 @@
+"""TransactionalCommitter._call: how long a retriable error is retried, per step."""
+
+from __future__ import annotations
+
+from typing import Any, cast
+
+import pytest
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer
+
+from eos.engine import transaction
+from eos.engine.transaction import TransactionalCommitter
+from eos.kafka.errors import ErrorClass, TransactionError
+
+
+class Flaky:
+    """Raises a retriable timeout `failures` times, then returns "done"."""
+
+    def __init__(self, failures: int) -> None:
+        self.failures = failures
+        self.calls = 0
+
+    def __call__(self) -> str:
+        self.calls += 1
+        if self.calls <= self.failures:
+            raise KafkaException(KafkaError(KafkaError._TIMED_OUT, "timed out", retriable=True))
+        return "done"
+
+
+@pytest.fixture
+def pauses(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    slept: list[float] = []
+    monkeypatch.setattr(transaction.time, "sleep", slept.append)
+    return slept
+
+
+def _committer() -> TransactionalCommitter:
+    return TransactionalCommitter(cast(Producer, object()), cast(Consumer, object()))
+
+
+def test_a_commit_that_times_out_is_retried_past_any_budget(
+    pauses: list[float], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(transaction, "RETRY_BUDGET_S", 0.0)
+    fn = Flaky(failures=12)
+    assert _committer()._call("commit_transaction", fn, budget=None) == "done"
+    assert fn.calls == 13
+    assert pauses[:3] == [0.2, 0.4, 0.8]  # growing pauses ...
+    assert max(pauses) == transaction.RETRY_PAUSE_S[1]  # ... up to a bound
+
+
+def test_other_steps_give_up_after_their_budget_and_abort(pauses: list[float]) -> None:
+    fn: Any = Flaky(failures=10**6)
+    with pytest.raises(TransactionError) as info:
+        _committer()._call("send_offsets_to_transaction", fn, budget=0.0)
+    assert info.value.error_class is ErrorClass.ABORTABLE
+    assert fn.calls == 1
