@@ -105,6 +105,15 @@ class EngineSettings(BaseSettings):
         default_factory=dict, description="extra librdkafka properties for both clients"
     )
 
+    def secrets(self) -> list[str]:
+        """Every secret value, from the security settings and from client overrides whose
+        property name says it is one (sasl.password, ssl.keystore.password, ...)."""
+        marked = ("password", "secret", "token")
+        overrides = [
+            v for k, v in self.client_overrides.items() if v and any(m in k for m in marked)
+        ]
+        return [*self.security.secrets(), *overrides]
+
     @property
     def transactional_id(self) -> str:
         return f"{self.transactional_id_prefix}-{self.instance_id}"

@@ -35,7 +35,7 @@ from eos.engine.records import Consumed, Encoded, next_offsets
 from eos.engine.state import StateStore
 from eos.engine.transaction import AtLeastOnceCommitter, Committer, TransactionalCommitter
 from eos.kafka.clients import consumer_config, make_consumer, make_producer
-from eos.kafka.errors import ErrorClass, TransactionError
+from eos.kafka.errors import ErrorClass, TransactionError, is_record_error
 from eos.kafka.partitioner import partition_for
 
 log = logging.getLogger("eos.processor")
@@ -105,10 +105,15 @@ class Processor:
             settings.breaker_min_records,
             settings.breaker_max_consecutive,
         )
-        self.redact = Redactor(settings.security.secrets())
+        self.redact = Redactor(settings.secrets())
         self.stats = Stats()
         self.until_caught_up = until_caught_up
         self._assigned: set[tuple[str, int]] = set()
+        # Bumped on every assignment of a partition; a held batch remembers the value it was
+        # fetched under, so a partition revoked and given back meanwhile (whose position was
+        # reset to the committed offset) does not get the held records committed twice.
+        self._generation: dict[tuple[str, int], int] = {}
+        self._held: dict[tuple[str, int], int] = {}
         self._stop = threading.Event()
         self._last_report = time.monotonic()
         self._at_end: set[tuple[str, int]] = set()  # partitions that reported EOF
@@ -163,6 +168,9 @@ class Processor:
         except TransactionError as exc:
             log.error("stopping: %s. %s", exc, _advice(exc))
             code = EXIT_FATAL
+        except BaseException:
+            code = EXIT_FATAL  # the caller reports it; the shutdown must not say "exit 0"
+            raise
         finally:
             code = self._shutdown(code)
         return code
@@ -173,13 +181,16 @@ class Processor:
         )
         watchdog.daemon = True
         watchdog.start()
+        # Each step on its own: a failing abort must not keep the consumer in the group.
+        steps = [self.committer.close] if code == EXIT_OK else []
+        steps.append(self.consumer.close)  # leaves the group so partitions move at once
         try:
-            if code == EXIT_OK:
-                self.committer.close()
-            self.consumer.close()  # leaves the group so partitions move at once
-        except Exception as exc:  # already stopping; say why and keep the exit code honest
-            log.error("error while shutting down: %s", self.redact(str(exc)))
-            code = code or EXIT_FATAL
+            for close in steps:
+                try:
+                    close()
+                except Exception as exc:  # already stopping; say why, keep the code honest
+                    log.error("error while shutting down: %s", self.redact(str(exc)))
+                    code = code or EXIT_FATAL
         finally:
             watchdog.cancel()
         self._report(force=True)
@@ -197,7 +208,10 @@ class Processor:
                 consumer_config(self.settings),
                 self._restore_timeout(),
             )
-        self._assigned |= {(p.topic, p.partition) for p in partitions}
+        for p in partitions:
+            tp = (p.topic, p.partition)
+            self._generation[tp] = self._generation.get(tp, 0) + 1
+            self._assigned.add(tp)
 
     def _restore_timeout(self) -> float:
         """Long enough for the coordinator to abort a dead owner's open transaction, short
@@ -237,10 +251,16 @@ class Processor:
             rec = Consumed.from_message(msg)
             self._at_end.discard(rec.tp)
             batch.append(rec)
+        self._held = dict(self._generation)
         return self._owned(batch)
 
     def _owned(self, batch: Sequence[Consumed]) -> list[Consumed]:
-        return [r for r in batch if r.tp in self._assigned]
+        """The records of `batch` whose partitions stayed here since they were fetched."""
+        return [
+            r
+            for r in batch
+            if r.tp in self._assigned and self._generation.get(r.tp) == self._held.get(r.tp)
+        ]
 
     def _consumer_error(self, err: KafkaError, tp: tuple[str, int]) -> None:
         if err.code() == KafkaError._PARTITION_EOF:
@@ -272,9 +292,7 @@ class Processor:
                     n,
                     self.redact(str(exc.error)),
                 )
-                self._wait(
-                    backoff_s(n, self.settings.backoff_initial_ms, self.settings.backoff_max_ms)
-                )
+                self._back_off(n)
                 continue
             except RecordUnexpected as exc:
                 log.error(
@@ -288,55 +306,69 @@ class Processor:
                 self._commit(result)
                 return
             except TransactionError as exc:
-                if exc.error_class is ErrorClass.FATAL:
-                    raise
                 aborts += 1
-                self.stats.aborts += 1
-                log.warning("transaction aborted (%d): %s", aborts, exc)
-                self.committer.abort()
-                if aborts >= self.settings.isolate_after_aborts:
+                if self._aborted(exc, aborts, "transaction"):
                     self._split(batch, exc)
                     return
-                self._wait(
-                    backoff_s(
-                        aborts, self.settings.backoff_initial_ms, self.settings.backoff_max_ms
-                    )
-                )
+                self._back_off(aborts)
+
+    def _aborted(self, exc: TransactionError, aborts: int, what: str) -> bool:
+        """Abort after the `aborts`-th failed commit in a row (or stop, if it is fatal).
+        True when a record is to blame often enough to isolate it: only an error about a
+        record is worth that; any other (a timeout, the coordinator moving) is retried
+        and never dead-letters."""
+        if exc.error_class is ErrorClass.FATAL:
+            raise exc
+        self.stats.aborts += 1
+        log.warning("%s aborted (%d): %s", what, aborts, exc)
+        self.committer.abort()
+        return aborts >= self.settings.isolate_after_aborts and is_record_error(exc.error)
+
+    def _back_off(self, attempt: int) -> None:
+        s = self.settings
+        self._wait(backoff_s(attempt, s.backoff_initial_ms, s.backoff_max_ms))
 
     def _split(self, batch: list[Consumed], exc: TransactionError) -> None:
         """A batch that keeps aborting: bisect it until the record that fails is alone,
         then dead-letter that record with the transaction's error."""
         if len(batch) == 1:
-            log.error("record %s fails every transaction; dead-lettering it", _where(batch[0]))
-            failure = Failure(
-                batch[0], exc, "TRANSACTION_FAILED", self.settings.isolate_after_aborts
-            )
-            aborts = 0
-            while True:
-                try:
-                    self._commit(BatchResult(batch, [], [failure]))
-                    return
-                except TransactionError as again:
-                    if again.error_class is ErrorClass.FATAL:
-                        raise
-                    aborts += 1
-                    self.stats.aborts += 1
-                    log.warning("dead-letter transaction aborted (%d): %s", aborts, again)
-                    self.committer.abort()
-                    self._wait(
-                        backoff_s(
-                            aborts, self.settings.backoff_initial_ms, self.settings.backoff_max_ms
-                        )
-                    )
+            self._dead_letter_alone(batch[0], exc)
+            return
         mid = len(batch) // 2
         self._process(batch[:mid])
         self._process(batch[mid:])
+
+    def _dead_letter_alone(self, record: Consumed, exc: TransactionError) -> None:
+        """Commit `record` to the DLQ on its own; stop when even that is refused."""
+        log.error("record %s fails every transaction; dead-lettering it", _where(record))
+        failure = Failure(record, exc, "TRANSACTION_FAILED", self.settings.isolate_after_aborts)
+        aborts = 0
+        while True:
+            if not self._owned([record]):
+                return  # moved to another member, which redoes it
+            for store in self.stores:
+                store.begin_batch()  # its writes died with its transactions
+            try:
+                self._commit(BatchResult([record], [], [failure]))
+                return
+            except TransactionError as again:
+                aborts += 1
+                if self._aborted(again, aborts, "dead-letter transaction"):
+                    raise TransactionError(
+                        f"dead-lettering {_where(record)} (the DLQ topic refuses it too; "
+                        "raise its max.message.bytes or fix the record at its source)",
+                        again.error,
+                        ErrorClass.FATAL,
+                    ) from again
+                self._back_off(aborts)
 
     def _commit(self, result: BatchResult) -> None:
         """Check the breaker, then commit the outputs and the DLQ records together."""
         last = result.failures[-1] if result.failures else None
         before = self.breaker.snapshot()
-        self.breaker.check(result.outcomes(), f"{last.reason}: {last.error}" if last else "")
+        self.breaker.check(
+            result.outcomes(), self.redact(f"{last.reason}: {last.error}") if last else ""
+        )
         dlq = [
             dlq_record(f, self.settings.dlq_topic, self.settings.instance_id, self.redact)
             for f in result.failures

@@ -31,6 +31,7 @@ log = logging.getLogger("eos.state")
 
 _DELETED = object()
 Key = tuple[int, str]
+Staged = tuple[Any, bytes | None]  # the value (or _DELETED) and its changelog payload
 
 
 class StateStore:
@@ -38,25 +39,33 @@ class StateStore:
         self.name = name
         self.changelog_topic = changelog_topic
         self._data: dict[int, dict[str, Any]] = {}
-        self._batch: dict[Key, Any] = {}
-        self._record: dict[Key, Any] = {}
+        self._batch: dict[Key, Staged] = {}
+        self._record: dict[Key, Staged] = {}
 
     # -- what a transform uses ------------------------------------------------------------
 
     def get(self, partition: int, key: str, default: Any = None) -> Any:
         for layer in (self._record, self._batch):
             if (partition, key) in layer:
-                value = layer[(partition, key)]
+                value = layer[(partition, key)][0]
                 return default if value is _DELETED else value
         return self._data.get(partition, {}).get(key, default)
 
     def put(self, partition: int, key: str, value: Any) -> None:
+        """Stage a write. Encoded here, so a value JSON cannot hold fails the transform
+        that wrote it (and only that record), not the batch's commit."""
         if partition not in self._data:
             raise KeyError(f"store {self.name}: partition {partition} is not assigned here")
-        self._record[(partition, key)] = value
+        try:
+            payload = json.dumps(value).encode()
+        except (TypeError, ValueError) as exc:
+            raise TypeError(f"store {self.name}: value for {key!r} is not JSON: {exc}") from exc
+        self._record[(partition, key)] = (value, payload)
 
     def delete(self, partition: int, key: str) -> None:
-        self.put(partition, key, _DELETED)
+        if partition not in self._data:
+            raise KeyError(f"store {self.name}: partition {partition} is not assigned here")
+        self._record[(partition, key)] = (_DELETED, None)
 
     def committed_items(self, partition: int) -> Iterator[tuple[str, Any]]:
         """Committed entries of a partition, oldest write first (for expiry scans)."""
@@ -75,15 +84,14 @@ class StateStore:
         self._record.clear()
 
     def changelog_records(self) -> list[Encoded]:
-        out = []
-        for (partition, key), value in self._batch.items():
-            payload = None if value is _DELETED else json.dumps(value).encode()
-            out.append(Encoded(self.changelog_topic, key.encode(), payload, [], partition))
-        return out
+        return [
+            Encoded(self.changelog_topic, key.encode(), payload, [], partition)
+            for (partition, key), (_value, payload) in self._batch.items()
+        ]
 
     def commit_batch(self) -> None:
         """The batch's transaction committed: make its writes the store's state."""
-        for (partition, key), value in self._batch.items():
+        for (partition, key), (value, _payload) in self._batch.items():
             data = self._data.setdefault(partition, {})
             if value is _DELETED:
                 data.pop(key, None)

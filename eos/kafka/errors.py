@@ -40,3 +40,24 @@ def classify(error: KafkaError) -> ErrorClass:
         return ErrorClass.RETRIABLE
     # The client's contract: anything else from a transactional call is fatal.
     return ErrorClass.FATAL
+
+
+# Errors a broker or the client gives one record (its size, its shape, its partition),
+# not the cluster: the only aborts worth bisecting a batch for. Any other abort (timeouts,
+# coordinator moves, authorization) says nothing about the records and is retried.
+RECORD_ERRORS = frozenset(
+    {
+        KafkaError.MSG_SIZE_TOO_LARGE,
+        KafkaError.INVALID_MSG,
+        KafkaError.INVALID_MSG_SIZE,
+        KafkaError.RECORD_LIST_TOO_LARGE,
+        KafkaError.INVALID_TIMESTAMP,
+        KafkaError.INVALID_RECORD,
+        KafkaError.POLICY_VIOLATION,
+        KafkaError._UNKNOWN_PARTITION,
+    }
+)
+
+
+def is_record_error(error: KafkaError) -> bool:
+    return error.code() in RECORD_ERRORS

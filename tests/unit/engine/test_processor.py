@@ -19,6 +19,7 @@ from eos.engine.batch import BatchRunner
 from eos.engine.breaker import BreakerTripped
 from eos.engine.processor import Processor
 from eos.engine.records import Consumed, Encoded
+from eos.engine.state import StateStore
 from eos.kafka.errors import ErrorClass, TransactionError
 
 IN, OUT, DLQ = "in", "out", "in.dlq"
@@ -26,12 +27,14 @@ POISON = b"poison"
 
 
 class FakeConsumer:
-    """What _process, _wait and _owned use; poll never fetches anything."""
+    """What _process, _wait and _owned use; poll never fetches anything, but may run
+    `on_poll` (a rebalance, say) the way librdkafka serves callbacks inside poll."""
 
     def __init__(self, partitions: set[tuple[str, int]]) -> None:
         self.partitions = [TopicPartition(t, p) for t, p in sorted(partitions)]
         self.paused = 0
         self.resumed = 0
+        self.on_poll: Callable[[], None] | None = None
 
     def assignment(self) -> list[TopicPartition]:
         return self.partitions
@@ -43,6 +46,8 @@ class FakeConsumer:
         self.resumed += 1
 
     def poll(self, timeout: float) -> None:
+        if self.on_poll is not None:
+            self.on_poll()
         return None
 
     def seek(self, partition: TopicPartition) -> None:
@@ -56,10 +61,16 @@ class FakeConsumer:
 
 
 class FakeCommitter:
-    """Commits unless `fails(outputs)` returns an error class; records every call."""
+    """Commits unless `fails(outputs)` returns an error class, then fails with `code` (by
+    default an error about a record: too large); records every call."""
 
-    def __init__(self, fails: Callable[[Sequence[Encoded]], ErrorClass | None]) -> None:
+    def __init__(
+        self,
+        fails: Callable[[Sequence[Encoded]], ErrorClass | None],
+        code: int = KafkaError.MSG_SIZE_TOO_LARGE,
+    ) -> None:
         self.fails = fails
+        self.code = code
         self.commits: list[tuple[list[tuple[str, int, int]], list[Encoded]]] = []
         self.failed = 0
         self.aborts = 0
@@ -75,7 +86,7 @@ class FakeCommitter:
             self.failed += 1
             self.open = True
             raise TransactionError(
-                "commit_transaction", KafkaError(KafkaError._FAIL, "injected"), error_class
+                "commit_transaction", KafkaError(self.code, "injected"), error_class
             )
         self.commits.append(
             ([(tp.topic, tp.partition, tp.offset) for tp in offsets], list(outputs))
@@ -315,3 +326,122 @@ def test_the_breaker_stops_a_batch_before_it_commits() -> None:
     with pytest.raises(BreakerTripped):
         processor._process(records)
     assert committer.commits == []
+
+
+def test_an_abort_not_about_a_record_is_retried_and_never_dead_letters() -> None:
+    failures = iter([ErrorClass.ABORTABLE] * 5)  # well past isolate_after_aborts (2)
+    committer = FakeCommitter(
+        lambda _outputs: next(failures, None), code=KafkaError.COORDINATOR_NOT_AVAILABLE
+    )
+    records = _records([b"a", b"b", b"c"])
+    processor, _ = _processor(committer, records)
+    processor._process(records)
+    assert committer.aborts == 5
+    assert committer.dead_letters() == []
+    [(_offsets, outputs)] = committer.commits
+    assert [o[2] for o in outputs] == [b"out:a", b"out:b", b"out:c"]
+
+
+def test_a_partition_revoked_and_given_back_during_a_backoff_drops_its_held_records() -> None:
+    # Given back, its position restarts at the committed offset: committing the held
+    # records too would produce them twice.
+    committer = FakeCommitter(lambda _outputs: None)
+    records = _records([b"a", b"b", b"flaky", b"d"])
+    processor, consumer = _processor(committer, records)
+    processor._held = dict(processor._generation)
+    back = [TopicPartition(IN, 0)]
+
+    def rebalance() -> None:
+        consumer.on_poll = None
+        processor._on_revoke(cast(Consumer, consumer), back)
+        processor._on_assign(cast(Consumer, consumer), back)
+
+    consumer.on_poll = rebalance
+    tries = 0
+
+    def flaky_once(record: InputRecord) -> list[OutputRecord]:
+        nonlocal tries
+        if record.value == b"flaky" and tries == 0:
+            tries += 1
+            raise TransientError("dependency down")
+        return transform(record)
+
+    processor.runner = BatchRunner(flaky_once, {IN: None}, {}, 5)
+    processor._process(records)
+    [(offsets, outputs)] = committer.commits
+    assert offsets == [(IN, 1, 102)]
+    assert [o[2] for o in outputs] == [b"out:b", b"out:d"]
+
+
+def test_a_record_the_dlq_refuses_too_stops_the_processor_instead_of_looping() -> None:
+    committer = FakeCommitter(lambda outputs: ErrorClass.ABORTABLE if outputs else None)
+    records = _records([b"a"])
+    processor, _ = _processor(committer, records)
+    with pytest.raises(TransactionError, match="the DLQ topic refuses it too") as info:
+        processor._process(records)
+    assert info.value.error_class is ErrorClass.FATAL
+    assert committer.commits == []
+    assert not committer.open
+
+
+def test_the_state_writes_of_a_dead_lettered_record_are_not_applied() -> None:
+    store = StateStore("seen", "seen.changelog")
+    store._data = {0: {}, 1: {}}
+
+    def remember(record: InputRecord) -> list[OutputRecord]:
+        store.put(record.partition, (record.key or b"").decode(), record.offset)
+        return transform(record)
+
+    committer = FakeCommitter(_poisonous)
+    records = _records([b"a", POISON, b"c"])
+    processor, _ = _processor(committer, records)
+    processor.stores = [store]
+    processor.runner = BatchRunner(remember, {IN: None}, {}, 5, stores=[store])
+    processor._process(records)
+    [(_offsets, dead)] = committer.dead_letters()
+    assert dead[2] == POISON
+    assert store.get(1, "k1") is None  # the poison record's write
+    assert store.get(0, "k0") == 100 and store.get(0, "k2") == 101
+    changelog = [o for _, outs in committer.commits for o in outs if o[0] == "seen.changelog"]
+    assert sorted(o[1] for o in changelog) == [b"k0", b"k2"]
+
+
+def test_a_state_value_json_cannot_hold_fails_only_its_record() -> None:
+    store = StateStore("seen", "seen.changelog")
+    store._data = {0: {}, 1: {}}
+
+    def remember(record: InputRecord) -> list[OutputRecord]:
+        value: object = {1, 2} if record.value == b"set" else "ok"
+        store.put(record.partition, (record.key or b"").decode(), value)
+        return transform(record)
+
+    committer = FakeCommitter(lambda _outputs: None)
+    records = _records([b"a", b"set", b"c"])
+    processor, _ = _processor(committer, records)
+    processor.stores = [store]
+    processor.runner = BatchRunner(remember, {IN: None}, {}, 5, stores=[store])
+    processor._process(records)
+    [(_offsets, outputs)] = committer.commits
+    assert [o[2] for o in outputs if o[0] == OUT] == [b"out:a", b"out:c"]
+    [dead] = [o for o in outputs if o[0] == DLQ]
+    assert dead[2] == b"set"
+    assert "is not JSON" in _headers(dead)[h.H_ERROR_MESSAGE]
+
+
+def test_the_breaker_message_is_scrubbed_of_secrets() -> None:
+    def leaky(record: InputRecord) -> list[OutputRecord]:
+        raise PermanentError("login as eos:hunter2 refused")
+
+    committer = FakeCommitter(lambda _outputs: None)
+    records = _records([b"x"] * 5)
+    processor, _ = _processor(
+        committer,
+        records,
+        leaky,
+        breaker_max_consecutive=5,
+        client_overrides={"sasl.password": "hunter2"},
+    )
+    with pytest.raises(BreakerTripped) as info:
+        processor._process(records)
+    assert "hunter2" not in str(info.value)
+    assert "login as eos:" in str(info.value)

@@ -20,7 +20,7 @@ from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartit
 
 from eos.engine.records import Encoded
 from eos.engine.transaction import TransactionalCommitter
-from eos.kafka.errors import ErrorClass, TransactionError
+from eos.kafka.errors import ErrorClass, TransactionError, is_record_error
 
 
 @pytest.fixture(scope="module")
@@ -163,6 +163,7 @@ def test_a_produce_error_is_abortable_not_fatal(mock_bootstrap: str) -> None:
             )
         assert info.value.step == f"produce to {out}"
         assert info.value.error_class is ErrorClass.ABORTABLE
+        assert is_record_error(info.value.error)  # so a batch that keeps failing is bisected
     finally:
         committer.abort()
         committer.close()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from confluent_kafka import KafkaError, KafkaException
 
-from eos.kafka.errors import ErrorClass, TransactionError, classify, kafka_error
+from eos.kafka.errors import ErrorClass, TransactionError, classify, is_record_error, kafka_error
 
 
 @pytest.mark.parametrize(
@@ -69,3 +69,27 @@ def test_transaction_error_names_the_step_and_the_class() -> None:
     assert "commit_transaction" in str(exc)
     assert "txn_requires_abort" in str(exc)
     assert "took too long" in str(exc)
+
+
+@pytest.mark.parametrize(
+    "code",
+    [KafkaError.MSG_SIZE_TOO_LARGE, KafkaError.INVALID_RECORD, KafkaError._UNKNOWN_PARTITION],
+)
+def test_errors_about_one_record_are_record_errors(code: int) -> None:
+    assert is_record_error(KafkaError(code))
+
+
+@pytest.mark.parametrize(
+    "code",
+    [
+        KafkaError._TIMED_OUT,
+        KafkaError.COORDINATOR_NOT_AVAILABLE,
+        KafkaError.NOT_COORDINATOR,
+        KafkaError.CONCURRENT_TRANSACTIONS,
+        KafkaError.TOPIC_AUTHORIZATION_FAILED,
+        KafkaError._FAIL,
+    ],
+)
+def test_errors_about_the_cluster_are_not_record_errors(code: int) -> None:
+    # An abort for these is retried; bisecting would dead-letter good records.
+    assert not is_record_error(KafkaError(code))
