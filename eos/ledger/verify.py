@@ -133,6 +133,9 @@ class Leg(NamedTuple):
     currency: str
 
 
+_Row = TypeVar("_Row", Payment, Entry, Rejection, Leg)
+
+
 class DeadLetter(NamedTuple):
     partition: int
     offset: int
@@ -628,73 +631,38 @@ class _Collector:
         }
 
     def payment(self, msg: Message) -> None:
-        p, o = msg.partition() or 0, msg.offset() or 0
         self.snap.inputs += 1
         try:
-            v = self.decode(msg.value())
-            pay = Payment(
-                p,
-                o,
-                v["payment_id"],
-                v["debit_account"],
-                v["credit_account"],
-                v["amount_minor"],
-                v["currency"],
-            )
+            pay = self._row(Payment, msg)
         except (Undecodable, KeyError) as exc:
-            self.snap.undecodable_payments[(p, o)] = _why(exc)
+            self.snap.undecodable_payments[(msg.partition() or 0, msg.offset() or 0)] = _why(exc)
             return
-        self.payments[p].append(pay)
+        self.payments[pay.partition].append(pay)
 
     def entry(self, msg: Message) -> None:
-        p, o = msg.partition() or 0, msg.offset() or 0
-        try:
-            v = self.decode(msg.value())
-            e = Entry(
-                p,
-                o,
-                v["entry_id"],
-                v["payment_id"],
-                v["account"],
-                v["counterparty"],
-                v["side"],
-                v["currency"],
-                v["delta_minor"],
-                v["balance_after_minor"],
-                v["account_seq"],
-            )
-        except (Undecodable, KeyError) as exc:
-            self._bad(self.s.entries_topic, p, o, exc)
-            return
-        self.entries[p].append(e)
+        self._collect(Entry, msg, self.s.entries_topic, self.entries)
 
     def rejection(self, msg: Message) -> None:
-        p, o = msg.partition() or 0, msg.offset() or 0
-        try:
-            v = self.decode(msg.value())
-            r = Rejection(p, o, v["payment_id"], v["reason"])
-        except (Undecodable, KeyError) as exc:
-            self._bad(self.s.rejected_topic, p, o, exc)
-            return
-        self.rejections[p].append(r)
+        self._collect(Rejection, msg, self.s.rejected_topic, self.rejections)
 
     def leg(self, msg: Message) -> None:
-        p, o = msg.partition() or 0, msg.offset() or 0
+        self._collect(Leg, msg, self.s.credits_topic, self.legs)
+
+    def _row(self, kind: type[_Row], msg: Message) -> _Row:
+        """The record as `kind`: its partition and offset, then the value's fields of the
+        same names."""
+        v = self.decode(msg.value())
+        return kind(msg.partition() or 0, msg.offset() or 0, *(v[f] for f in kind._fields[2:]))
+
+    def _collect(
+        self, kind: type[_Row], msg: Message, topic: str, into: dict[int, list[_Row]]
+    ) -> None:
         try:
-            v = self.decode(msg.value())
-            leg = Leg(
-                p,
-                o,
-                v["payment_id"],
-                v["debit_account"],
-                v["credit_account"],
-                v["amount_minor"],
-                v["currency"],
-            )
+            row = self._row(kind, msg)
         except (Undecodable, KeyError) as exc:
-            self._bad(self.s.credits_topic, p, o, exc)
+            self._bad(topic, msg.partition() or 0, msg.offset() or 0, exc)
             return
-        self.legs[p].append(leg)
+        into[row.partition].append(row)
 
     def dead_letter(self, msg: Message) -> None:
         consumed: Any = msg.headers() or []  # a list of (str, bytes | None) when consumed
