@@ -31,6 +31,7 @@ from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
 
 from eos.engine.records import Encoded
 from eos.engine.transaction import produce
+from eos.examples.events import run_command
 from eos.progress import Progress
 from eos.serde.schemas import contract
 from eos.testing.cluster import KafkaCluster, provide_cluster
@@ -174,30 +175,16 @@ def spawn(
     args: argparse.Namespace,
     *extra: str,
 ) -> subprocess.Popen[bytes]:
-    cmd = [
-        sys.executable,
-        "-m",
-        "eos",
-        "run",
-        "events",
-        "--bootstrap-servers",
+    cmd = run_command(
         cluster.bootstrap_servers,
-        "--schema-registry-url",
         cluster.schema_registry_url,
-        "--group-id",
         group,
-        "--input-topics",
-        topics["input"],
-        "--output-topic",
-        topics["output"],
-        "--dlq-topic",
-        topics["dlq"],
-        "--instance-id",
+        (topics["input"], topics["output"], topics["dlq"]),
         f"bench-{group}",
         "--mode",
         mode,
         *extra,
-    ]
+    )
     if args.batch_max_records:
         cmd += ["--batch-max-records", str(args.batch_max_records)]
     if args.batch_max_ms:

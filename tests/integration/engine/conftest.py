@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -14,6 +13,7 @@ from typing import Any
 import pytest
 
 from eos.config import EngineSettings
+from eos.examples.events import run_command
 from eos.serde.schemas import load_schema
 from eos.testing.cluster import KafkaCluster
 from eos.testing.helpers import create_topic, produce_avro, read_committed
@@ -66,25 +66,11 @@ class Pipeline:
         env: dict[str, str] | None = None,
     ) -> subprocess.Popen[str]:
         """Run `eos run events` as a separate process (to kill or signal it)."""
-        cmd = [
-            sys.executable,
-            "-m",
-            "eos",
-            "run",
-            "events",
-            "--bootstrap-servers",
+        cmd = run_command(
             self.cluster.bootstrap_servers,
-            "--schema-registry-url",
             self.cluster.schema_registry_url,
-            "--group-id",
             self.group,
-            "--input-topics",
-            self.input,
-            "--output-topic",
-            self.output,
-            "--dlq-topic",
-            self.dlq,
-            "--instance-id",
+            (self.input, self.output, self.dlq),
             instance,
             "--transactional-id-prefix",
             self.group,
@@ -93,7 +79,7 @@ class Pipeline:
             "--session-timeout-ms",
             "10000",
             *extra,
-        ]
+        )
         if until_caught_up:
             cmd.append("--until-caught-up")
         proc = subprocess.Popen(
