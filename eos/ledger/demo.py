@@ -55,12 +55,7 @@ def run_demo(bootstrap: str, registry_url: str, args: argparse.Namespace) -> int
         "EOS_TRANSACTIONAL_ID_PREFIX": tag,
         "EOS_TRANSACTION_TIMEOUT_MS": "15000",
         "EOS_SESSION_TIMEOUT_MS": "10000",
-        "EOS_LEDGER_PAYMENTS_TOPIC": f"{tag}.payments",
-        "EOS_LEDGER_CREDITS_TOPIC": f"{tag}.ledger.credits",
-        "EOS_LEDGER_ENTRIES_TOPIC": f"{tag}.ledger.entries",
-        "EOS_LEDGER_REJECTED_TOPIC": f"{tag}.payments.rejected",
-        "EOS_LEDGER_BALANCES_CHANGELOG": f"{tag}.ledger.balances.changelog",
-        "EOS_LEDGER_DEDUP_CHANGELOG": f"{tag}.ledger.dedup.changelog",
+        **LedgerSettings.with_prefix(tag).topic_env(),
     }
     os.environ.update(env)
     engine = EngineSettings()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -34,6 +36,16 @@ ISO_4217 = {
 }
 
 
+TOPIC_FIELDS = (
+    "payments_topic",
+    "credits_topic",
+    "entries_topic",
+    "rejected_topic",
+    "balances_changelog",
+    "dedup_changelog",
+)
+
+
 class LedgerSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="EOS_LEDGER_", env_file=".env", extra="ignore")
 
@@ -54,13 +66,16 @@ class LedgerSettings(BaseSettings):
         default="replies.", description="reply-to topics must start with this (and exist)"
     )
 
+    @classmethod
+    def with_prefix(cls, prefix: str) -> LedgerSettings:
+        """A private set of topics: each default topic name under `prefix.`."""
+        names: dict[str, Any] = {f: f"{prefix}.{cls.model_fields[f].default}" for f in TOPIC_FIELDS}
+        return cls(**names)
+
+    def topic_env(self) -> dict[str, str]:
+        """The EOS_LEDGER_* variables that name these topics, for another process."""
+        return {f"EOS_LEDGER_{f.upper()}": getattr(self, f) for f in TOPIC_FIELDS}
+
     def own_topics(self) -> set[str]:
         """Topics the ledger reads or writes itself: never a reply-to target."""
-        return {
-            self.payments_topic,
-            self.credits_topic,
-            self.entries_topic,
-            self.rejected_topic,
-            self.balances_changelog,
-            self.dedup_changelog,
-        }
+        return {getattr(self, f) for f in TOPIC_FIELDS}

@@ -88,16 +88,8 @@ class Books:
 @pytest.fixture
 def books(eos_cluster: KafkaCluster, monkeypatch: pytest.MonkeyPatch) -> Iterator[Books]:
     tag = f"lt-{uuid.uuid4().hex[:8]}"
-    names = {
-        "PAYMENTS_TOPIC": f"{tag}.payments",
-        "CREDITS_TOPIC": f"{tag}.credits",
-        "ENTRIES_TOPIC": f"{tag}.entries",
-        "REJECTED_TOPIC": f"{tag}.rejected",
-        "BALANCES_CHANGELOG": f"{tag}.balances",
-        "DEDUP_CHANGELOG": f"{tag}.dedup",
-    }
-    for key, value in names.items():
-        monkeypatch.setenv(f"EOS_LEDGER_{key}", value)
+    for name, value in LedgerSettings.with_prefix(tag).topic_env().items():
+        monkeypatch.setenv(name, value)
     engine = EngineSettings(
         bootstrap_servers=eos_cluster.bootstrap_servers,
         schema_registry_url=eos_cluster.schema_registry_url,
