@@ -7,10 +7,7 @@ outputs are checked under read_committed: each input id exactly once, nothing mi
 from __future__ import annotations
 
 import io
-import random
-import re
 import signal
-import subprocess
 import threading
 import time
 import uuid
@@ -18,8 +15,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 
 import fastavro
-from confluent_kafka import IsolationLevel, Message, Producer, TopicPartition
-from confluent_kafka.admin import AdminClient, OffsetSpec
+from confluent_kafka import Message, Producer, TopicPartition
 from confluent_kafka.schema_registry import SchemaRegistryClient, topic_subject_name_strategy
 from confluent_kafka.schema_registry.avro import AvroSerializer
 from confluent_kafka.serialization import MessageField, SerializationContext
@@ -27,6 +23,7 @@ from confluent_kafka.serialization import MessageField, SerializationContext
 from eos.serde.schemas import contract, load_schema
 from eos.testing.helpers import committed_offsets, read_committed
 from tests.integration.engine.conftest import Pipeline, make_events
+from tests.integration.processes import EndOffsets, Spawned, wait_until
 
 # Small batches: many short transactions, so a run lasts long enough to be interrupted.
 SMALL_BATCHES = ("--batch-max-records", "100")
@@ -39,64 +36,11 @@ ENRICHED = contract("enriched_event").parsed
 EVENT = contract("event").parsed
 
 
-class Instance:
-    """A spawned `eos run events`, with its output drained by a thread (a full pipe
-    would block the child)."""
+class Instance(Spawned):
+    """A spawned `eos run events`."""
 
     def __init__(self, pipeline: Pipeline, name: str, *extra: str, until_caught_up: bool = False):
-        self.name = name
-        self.proc = pipeline.spawn(name, *extra, until_caught_up=until_caught_up)
-        self.lines: list[str] = []
-        self._reader = threading.Thread(target=self._drain, daemon=True)
-        self._reader.start()
-
-    def _drain(self) -> None:
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            self.lines.append(line.rstrip("\n"))
-
-    def logged(self, text: str) -> list[str]:
-        return [line for line in list(self.lines) if text in line]
-
-    def tail(self, n: int = 40) -> str:
-        return f"--- {self.name} (last {n} lines) ---\n" + "\n".join(self.lines[-n:])
-
-    def wait(self, timeout: float) -> int:
-        try:
-            code = self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            raise AssertionError(
-                f"{self.name} still running after {timeout}s\n{self.tail()}"
-            ) from None
-        self._reader.join(5)
-        return code
-
-    def signal(self, sig: signal.Signals) -> None:
-        self.proc.send_signal(sig)
-
-    def kill(self) -> None:
-        self.proc.kill()
-        self.wait(10)
-
-    def kill_mid_transaction(self, progress: Progress, timeout: float = 30) -> None:
-        """SIGKILL while a transaction is open with records in the log.
-
-        A transaction lasts milliseconds, shorter than the test takes to look, so the
-        process is frozen (SIGSTOP) first; once the requests it had already sent are
-        answered, an open transaction stays open. If one is, SIGKILL; else thaw it
-        (SIGCONT) and try again a moment later."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise AssertionError(f"{self.name} exited early\n{self.tail()}")
-            self.signal(signal.SIGSTOP)
-            time.sleep(0.3)
-            if progress.open_transaction():
-                self.kill()
-                return
-            self.signal(signal.SIGCONT)
-            time.sleep(random.uniform(0.005, 0.05))
-        raise AssertionError(f"never caught {self.name} inside a transaction\n{self.tail()}")
+        super().__init__(name, pipeline.spawn(name, *extra, until_caught_up=until_caught_up))
 
 
 class Feeder:
@@ -141,28 +85,14 @@ class Feeder:
         return {f"e{i}" for i in range(self.produced)}
 
 
-class Progress:
-    """The output topic's end offsets, committed (the last stable offset) or not (the
-    high watermark). Cheap to poll, and never held up by an open transaction."""
+class Progress(EndOffsets):
+    """The output topic's end offsets."""
 
     def __init__(self, pipeline: Pipeline) -> None:
-        self._admin = AdminClient(pipeline.cluster.client_config())
-        self._tps = [TopicPartition(pipeline.output, p) for p in range(pipeline.partitions)]
-
-    def _ends(self, level: IsolationLevel) -> list[int]:
-        futures = self._admin.list_offsets(
-            {tp: OffsetSpec.latest() for tp in self._tps}, isolation_level=level, request_timeout=5
+        super().__init__(
+            pipeline.cluster.client_config(),
+            [TopicPartition(pipeline.output, p) for p in range(pipeline.partitions)],
         )
-        return [futures[tp].result().offset for tp in self._tps]
-
-    def stable(self) -> int:
-        return sum(self._ends(IsolationLevel.READ_COMMITTED))
-
-    def open_transaction(self) -> bool:
-        """Records written past the last stable offset: a transaction is open."""
-        stable = self._ends(IsolationLevel.READ_COMMITTED)
-        written = self._ends(IsolationLevel.READ_UNCOMMITTED)
-        return any(w > s for s, w in zip(stable, written, strict=True))
 
     def reach(self, stable: int, timeout: float, instance: Instance) -> None:
         self.wait(lambda: self.stable() >= stable, timeout, instance)
@@ -225,31 +155,6 @@ def _some(items: Iterable[object]) -> list[object]:
     return sorted(items, key=str)[:5]  # type: ignore[arg-type]
 
 
-def _processed(instance: Instance) -> int:
-    """The records an instance committed, from its last progress report."""
-    reports = instance.logged("eos.processor: processed ")
-    assert reports, instance.tail()
-    found = re.search(r"processed (\d+) records", reports[-1])
-    assert found, reports[-1]
-    return int(found.group(1))
-
-
-def _partitions(lines: Iterable[str], topic: str) -> set[int]:
-    pattern = re.compile(re.escape(topic) + r"\[(\d+)\]")
-    return {int(p) for line in lines for p in pattern.findall(line)}
-
-
-def _wait(predicate: Callable[[], bool], timeout: float, what: str, *logs: Instance) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.1)
-    raise AssertionError(
-        f"timed out after {timeout}s waiting for {what}\n" + "\n".join(i.tail() for i in logs)
-    )
-
-
 def test_repeated_sigkill_mid_transaction_loses_and_duplicates_nothing(
     pipeline: Pipeline,
 ) -> None:
@@ -262,7 +167,7 @@ def test_repeated_sigkill_mid_transaction_loses_and_duplicates_nothing(
         # Let this run commit transactions of its own (its restart fenced the zombie
         # before), then kill it while a transaction is open.
         progress.reach(progress.stable() + 1500, 60, run)
-        run.kill_mid_transaction(progress)
+        run.kill_mid_transaction(progress.open_transaction)
         assert run.proc.returncode == -signal.SIGKILL
     committed_before_final = progress.stable()
 
@@ -274,7 +179,7 @@ def test_repeated_sigkill_mid_transaction_loses_and_duplicates_nothing(
     # The kills fell mid-stream: the runs before committed part of the input, the
     # final run the rest; and each kill left a transaction open, with records in the
     # log, which the restart aborted (read_uncommitted still sees those records).
-    assert 0 < _processed(final) < feeder.produced, final.tail()
+    assert 0 < final.processed() < feeder.produced, final.tail()
     assert committed_before_final > 0
     everything = read_committed(pipeline.cluster, pipeline.output, 30, "read_uncommitted")
     assert len(everything) - len(outputs) >= kills
@@ -297,8 +202,8 @@ def test_a_second_instance_with_the_same_transactional_id_fences_the_first(
     assert b.wait(90) == 0, b.tail()
     assert not b.logged("stopping:"), b.tail()
     # A was fenced mid-stream: each did part of the work.
-    assert 0 < _processed(a) < feeder.produced, a.tail()
-    assert _processed(a) + _processed(b) == feeder.produced, b.tail()
+    assert 0 < a.processed() < feeder.produced, a.tail()
+    assert a.processed() + b.processed() == feeder.produced, b.tail()
 
     _assert_exactly_once(pipeline, feeder.ids())
     _assert_offsets_at_end(pipeline)
@@ -326,26 +231,26 @@ def test_an_instance_joins_mid_stream_then_leaves(pipeline: Pipeline) -> None:
     a = Instance(pipeline, f"a-{tag}", *SMALL_BATCHES, *SLOW_BACKOFF)
     try:
         producer.start()
-        _wait(lambda: bool(_partitions(a.logged("assigned "), topic)), 30, "A assigned", a)
+        wait_until(lambda: bool(a.partitions("assigned", topic)), 30, "A assigned", a)
         feeder.send(1, action="flaky:4")
-        _wait(lambda: bool(a.logged("transient failure")), 30, "A to hold a batch", a)
+        wait_until(lambda: bool(a.logged("transient failure")), 30, "A to hold a batch", a)
 
         b = Instance(pipeline, f"b-{tag}", *SMALL_BATCHES)
-        _wait(lambda: bool(_partitions(b.logged("assigned "), topic)), 60, "B assigned", a, b)
-        to_b = _partitions(b.logged("assigned "), topic)
-        assert to_b <= _partitions(a.logged("revoked "), topic), a.tail()
+        wait_until(lambda: bool(b.partitions("assigned", topic)), 60, "B assigned", a, b)
+        to_b = b.partitions("assigned", topic)
+        assert to_b <= a.partitions("revoked", topic), a.tail()
 
         def b_committed() -> bool:
             return _processed_by(pipeline.outputs(timeout=10))[b.name] > 0
 
-        _wait(b_committed, 30, "B to commit outputs", a, b)
+        wait_until(b_committed, 30, "B to commit outputs", a, b)
 
         b.signal(signal.SIGTERM)
         assert b.wait(30) == 0, b.tail()
-        assert to_b <= _partitions(b.logged("revoked "), topic), b.tail()
+        assert to_b <= b.partitions("revoked", topic), b.tail()
         # A takes B's partitions back (its first "assigned" line is the initial one).
-        _wait(
-            lambda: to_b <= _partitions(a.logged("assigned ")[1:], topic),
+        wait_until(
+            lambda: to_b <= a.partitions("assigned", topic, skip=1),
             30,
             "A to get B's partitions back",
             a,
@@ -360,7 +265,7 @@ def test_an_instance_joins_mid_stream_then_leaves(pipeline: Pipeline) -> None:
         offsets = committed_offsets(pipeline.cluster, pipeline.group, topic, 3)
         return sum(offsets.values()) == feeder.produced
 
-    _wait(caught_up, 60, "A to commit every input (B's partitions again too)", a)
+    wait_until(caught_up, 60, "A to commit every input (B's partitions again too)", a)
     a.signal(signal.SIGTERM)
     assert a.wait(30) == 0, a.tail()
 

@@ -11,21 +11,17 @@ exactly one outcome and the books balance.
 from __future__ import annotations
 
 import os
-import random
-import re
 import signal
 import subprocess
 import sys
 import threading
-import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
 
 import pytest
-from confluent_kafka import Consumer, IsolationLevel, TopicPartition
-from confluent_kafka.admin import AdminClient, OffsetSpec  # type: ignore[attr-defined]
+from confluent_kafka import Consumer, TopicPartition
 
 from eos.config import EngineSettings
 from eos.ledger.demo import wait_caught_up
@@ -34,6 +30,7 @@ from eos.ledger.settings import LedgerSettings
 from eos.ledger.setup import setup
 from eos.ledger.verify import Report, verify
 from eos.testing.cluster import KafkaCluster
+from tests.integration.processes import EndOffsets, Spawned, wait_until
 
 PARTITIONS = 4
 ACCOUNTS = 200
@@ -50,72 +47,17 @@ LOAD = LoadSpec(
 )
 
 
-class Processor:
-    """A spawned `eos run ledger`, with its output drained by a thread (a full pipe
-    would block the child)."""
+class Processor(Spawned):
+    """A spawned `eos run ledger`."""
 
     def __init__(self, instance_id: str, env: dict[str, str]) -> None:
-        self.name = instance_id
-        self.proc = subprocess.Popen(
+        proc = subprocess.Popen(
             [sys.executable, "-m", "eos", "run", "ledger", "--instance-id", instance_id],
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             env=env,
         )
-        self.lines: list[str] = []
-        self._reader = threading.Thread(target=self._drain, daemon=True)
-        self._reader.start()
-
-    def _drain(self) -> None:
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            self.lines.append(line.decode("utf-8", "replace").rstrip("\n"))
-
-    def logged(self, text: str) -> list[str]:
-        return [line for line in list(self.lines) if text in line]
-
-    def tail(self, n: int = 30) -> str:
-        return f"--- {self.name} (last {n} lines) ---\n" + "\n".join(self.lines[-n:])
-
-    def alive(self) -> bool:
-        return self.proc.poll() is None
-
-    def wait(self, timeout: float) -> int:
-        try:
-            code = self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            raise AssertionError(
-                f"{self.name} still running after {timeout}s\n{self.tail()}"
-            ) from None
-        self._reader.join(5)
-        return code
-
-    def signal(self, sig: signal.Signals) -> None:
-        self.proc.send_signal(sig)
-
-    def kill(self) -> None:
-        self.proc.kill()
-        self.wait(10)
-
-    def stop(self, timeout: float = 30) -> int:
-        """SIGTERM: finish the batch in flight, commit it, leave the group."""
-        self.signal(signal.SIGTERM)
-        return self.wait(timeout)
-
-    def processed(self) -> int:
-        """The records this instance committed, from its last progress report (one is
-        printed on every exit but SIGKILL)."""
-        reports = self.logged("eos.processor: processed ")
-        assert reports, self.tail()
-        found = re.search(r"processed (\d+) records", reports[-1])
-        assert found, reports[-1]
-        return int(found.group(1))
-
-    def partitions(self, event: str, topic: str, skip: int = 0) -> set[int]:
-        """Partitions of `topic` named by this instance's "assigned"/"revoked" lines."""
-        pattern = re.compile(re.escape(topic) + r"\[(\d+)\]")
-        lines = self.logged(f"eos.processor: {event} ")[skip:]
-        return {int(p) for line in lines for p in pattern.findall(line)}
+        super().__init__(instance_id, proc)
 
 
 @dataclass
@@ -166,15 +108,8 @@ class Books:
 @pytest.fixture
 def books(eos_cluster: KafkaCluster, monkeypatch: pytest.MonkeyPatch) -> Iterator[Books]:
     tag = f"lf-{uuid.uuid4().hex[:8]}"
-    topics = {
-        "payments_topic": f"{tag}.payments",
-        "credits_topic": f"{tag}.ledger.credits",
-        "entries_topic": f"{tag}.ledger.entries",
-        "rejected_topic": f"{tag}.payments.rejected",
-        "balances_changelog": f"{tag}.ledger.balances.changelog",
-        "dedup_changelog": f"{tag}.ledger.dedup.changelog",
-    }
-    ledger_env = {f"EOS_LEDGER_{k.upper()}": v for k, v in topics.items()}
+    ledger = LedgerSettings.with_prefix(tag)
+    ledger_env = ledger.topic_env()
     env = {
         "EOS_BOOTSTRAP_SERVERS": eos_cluster.bootstrap_servers,
         "EOS_SCHEMA_REGISTRY_URL": eos_cluster.schema_registry_url,
@@ -189,14 +124,6 @@ def books(eos_cluster: KafkaCluster, monkeypatch: pytest.MonkeyPatch) -> Iterato
         group_id=env["EOS_GROUP_ID"],
         dlq_topic=env["EOS_DLQ_TOPIC"],
         transactional_id_prefix=tag,
-    )
-    ledger = LedgerSettings(
-        payments_topic=topics["payments_topic"],
-        credits_topic=topics["credits_topic"],
-        entries_topic=topics["entries_topic"],
-        rejected_topic=topics["rejected_topic"],
-        balances_changelog=topics["balances_changelog"],
-        dedup_changelog=topics["dedup_changelog"],
     )
     with monkeypatch.context() as m:  # setup() reads the ledger's topics from the env
         for name, value in ledger_env.items():
@@ -241,16 +168,13 @@ class Loader:
         return self.kinds
 
 
-class Offsets:
+class Offsets(EndOffsets):
     """The group's committed offsets on the payments topic, and the output topics' end
-    offsets, committed (the last stable offset) or not (the high watermark)."""
+    offsets."""
 
     def __init__(self, books: Books) -> None:
         config = books.cluster.client_config()
-        self._admin = AdminClient(config)
-        self._consumer = Consumer({**config, "group.id": books.engine.group_id})
         s = books.ledger
-        self._payments = [TopicPartition(s.payments_topic, p) for p in range(PARTITIONS)]
         outputs = (
             s.entries_topic,
             s.credits_topic,
@@ -258,7 +182,9 @@ class Offsets:
             s.balances_changelog,
             s.dedup_changelog,
         )
-        self._outputs = [TopicPartition(t, p) for t in outputs for p in range(PARTITIONS)]
+        super().__init__(config, [TopicPartition(t, p) for t in outputs for p in range(PARTITIONS)])
+        self._consumer = Consumer({**config, "group.id": books.engine.group_id})
+        self._payments = [TopicPartition(s.payments_topic, p) for p in range(PARTITIONS)]
 
     def close(self) -> None:
         self._consumer.close()
@@ -268,58 +194,6 @@ class Offsets:
         wanted = set(partitions)
         tps = self._consumer.committed(self._payments, timeout=10)
         return sum(max(tp.offset, 0) for tp in tps if tp.partition in wanted)
-
-    def _ends(self, level: IsolationLevel) -> list[int]:
-        futures = self._admin.list_offsets(
-            {tp: OffsetSpec.latest() for tp in self._outputs},  # type: ignore[no-untyped-call]
-            isolation_level=level,
-            request_timeout=5,
-        )
-        return [futures[tp].result().offset for tp in self._outputs]
-
-    def open_transaction(self) -> bool:
-        """Records written past the last stable offset of some output: a transaction is
-        open (only one producer writes here, the processors)."""
-        stable = self._ends(IsolationLevel.READ_COMMITTED)
-        written = self._ends(IsolationLevel.READ_UNCOMMITTED)
-        return any(w > s for s, w in zip(stable, written, strict=True))
-
-
-def _wait(predicate: Callable[[], bool], timeout: float, what: str, *procs: Processor) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        for p in procs:
-            if not p.alive():
-                raise AssertionError(f"{p.name} exited ({p.proc.returncode})\n{p.tail()}")
-        time.sleep(0.1)
-    raise AssertionError(
-        f"timed out after {timeout}s waiting for {what}\n" + "\n".join(p.tail() for p in procs)
-    )
-
-
-def _kill_mid_transaction(proc: Processor, offsets: Offsets, timeout: float = 30) -> None:
-    """SIGKILL while a transaction is open with records in the output topics.
-
-    A transaction lasts a fraction of a second, so the process is frozen (SIGSTOP)
-    first; once the requests it had already sent are answered, an open transaction
-    stays open. If one is, SIGKILL; else thaw it (SIGCONT) and try again."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if not proc.alive():
-            raise AssertionError(f"{proc.name} exited early\n{proc.tail()}")
-        proc.signal(signal.SIGSTOP)
-        try:
-            time.sleep(0.3)
-            if offsets.open_transaction():
-                proc.kill()
-                return
-        finally:
-            if proc.alive():
-                proc.signal(signal.SIGCONT)
-        time.sleep(random.uniform(0.01, 0.1))
-    raise AssertionError(f"never caught {proc.name} inside a transaction\n{proc.tail()}")
 
 
 def _assert_accounted(report: Report, inputs: Counter[str]) -> None:
@@ -357,8 +231,8 @@ def test_repeated_sigkill_mid_transaction_posts_every_payment_exactly_once(
             def reached(threshold: int = threshold) -> bool:
                 return offsets.committed() >= threshold
 
-            _wait(reached, 90, f"{threshold:,} payments committed", run)
-            _kill_mid_transaction(run, offsets)
+            wait_until(reached, 90, f"{threshold:,} payments committed", run)
+            run.kill_mid_transaction(offsets.open_transaction)
             assert run.proc.returncode == -signal.SIGKILL, run.tail()
             run = books.start(name)
         committed_before_final = offsets.committed()
@@ -387,29 +261,31 @@ def test_a_second_instance_joins_mid_run_and_leaves_again(books: Books) -> None:
         inputs = books.fund(a)
         # Payments keep coming (about 2,000/s) until A has B's partitions back.
         loader = Loader(books, replace(LOAD, count=2_000, rate=2_000, seed=100), stop_load)
-        _wait(lambda: offsets.committed() >= inputs["funding"] + 1_000, 30, "A to post", a)
+        wait_until(lambda: offsets.committed() >= inputs["funding"] + 1_000, 30, "A to post", a)
 
         b = books.start(f"b-{books.tag}")
-        _wait(lambda: bool(b.partitions("assigned", topic)), 60, "B assigned", a, b)
+        wait_until(lambda: bool(b.partitions("assigned", topic)), 60, "B assigned", a, b)
         to_b = b.partitions("assigned", topic)
         assert to_b < set(range(PARTITIONS)), b.tail()
         assert to_b <= a.partitions("revoked", topic), a.tail()
         # B commits payments of its own partitions.
         at_join = offsets.committed(to_b)
-        _wait(lambda: offsets.committed(to_b) >= at_join + 500, 60, "B to post", a, b)
+        wait_until(lambda: offsets.committed(to_b) >= at_join + 500, 60, "B to post", a, b)
 
         assert b.stop() == 0, b.tail()
         assert to_b <= b.partitions("revoked", topic), b.tail()
         # A's first "assigned" line is its initial assignment; a later one hands B's
         # partitions back.
-        _wait(
+        wait_until(
             lambda: to_b <= a.partitions("assigned", topic, skip=1),
             30,
             "A to get B's partitions back",
             a,
         )
         at_return = offsets.committed(to_b)
-        _wait(lambda: offsets.committed(to_b) > at_return, 30, "A to post on B's partitions", a)
+        wait_until(
+            lambda: offsets.committed(to_b) > at_return, 30, "A to post on B's partitions", a
+        )
 
         inputs += loader.join(60)
         books.wait_caught_up(a, timeout=90)
