@@ -54,18 +54,19 @@ class StateStore:
     def put(self, partition: int, key: str, value: Any) -> None:
         """Stage a write. Encoded here, so a value JSON cannot hold fails the transform
         that wrote it (and only that record), not the batch's commit."""
-        if partition not in self._data:
-            raise KeyError(f"store {self.name}: partition {partition} is not assigned here")
         try:
             payload = json.dumps(value).encode()
         except (TypeError, ValueError) as exc:
             raise TypeError(f"store {self.name}: value for {key!r} is not JSON: {exc}") from exc
-        self._record[(partition, key)] = (value, payload)
+        self._stage(partition, key, (value, payload))
 
     def delete(self, partition: int, key: str) -> None:
+        self._stage(partition, key, (_DELETED, None))
+
+    def _stage(self, partition: int, key: str, staged: Staged) -> None:
         if partition not in self._data:
             raise KeyError(f"store {self.name}: partition {partition} is not assigned here")
-        self._record[(partition, key)] = (_DELETED, None)
+        self._record[(partition, key)] = staged
 
     def committed_items(self, partition: int) -> Iterator[tuple[str, Any]]:
         """Committed entries of a partition, oldest write first (for expiry scans)."""
