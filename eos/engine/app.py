@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
-from confluent_kafka.admin import AdminClient
 from confluent_kafka.schema_registry import SchemaRegistryClient
 
 from eos.config import EngineSettings
@@ -13,7 +12,7 @@ from eos.engine.api import Transform
 from eos.engine.batch import BatchRunner
 from eos.engine.processor import Processor
 from eos.engine.state import StateStore
-from eos.kafka.clients import consumer_config, make_registry
+from eos.kafka.clients import make_admin, make_registry
 from eos.serde.avro import AvroContract, AvroDecoder, AvroEncoder
 
 
@@ -40,14 +39,7 @@ class TopicsMissing(RuntimeError):
 def check_topics(settings: EngineSettings, app: App) -> None:
     """Fail at start, naming every missing topic, rather than at the first produce; and
     refuse a stateful app whose inputs and changelogs are not co-partitioned."""
-    admin = AdminClient(
-        {
-            k: v
-            for k, v in consumer_config(settings).items()
-            if k in ("bootstrap.servers", "client.id")
-            or k.startswith(("sasl.", "ssl.", "security."))
-        }
-    )
+    admin = make_admin(settings)
     topics = admin.list_topics(timeout=30).topics
     changelogs = [s.changelog_topic for s in app.stores]
     wanted = [*settings.input_topics, *app.outputs, settings.dlq_topic, *changelogs]

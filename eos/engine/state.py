@@ -25,6 +25,7 @@ from typing import Any
 from confluent_kafka import Message
 
 from eos.engine.records import Encoded
+from eos.kafka.clients import connection_config
 from eos.kafka.reader import read_topics
 
 log = logging.getLogger("eos.state")
@@ -130,14 +131,9 @@ class StateStore:
                 data[key] = json.loads(value)
             count += 1
 
-        config = {
-            k: v
-            for k, v in consumer_config.items()
-            if k.startswith(("bootstrap.", "security.", "sasl.", "ssl.", "client."))
-        }
         try:
             missing = read_topics(
-                config,
+                connection_config(consumer_config),
                 {self.changelog_topic: apply},
                 timeout,
                 partitions={self.changelog_topic: partitions},

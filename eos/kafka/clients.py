@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
+from typing import Any
 
 from confluent_kafka import Consumer, Producer
+from confluent_kafka.admin import AdminClient
 from confluent_kafka.schema_registry import SchemaRegistryClient
 
 from eos.config import EngineSettings, Mode
@@ -12,6 +15,20 @@ from eos.config import EngineSettings, Mode
 log = logging.getLogger("eos.kafka")
 
 ConfigDict = dict[str, str | int | float | bool]
+
+
+# The keys that say how to reach and authenticate to the cluster.
+CONNECTION_PREFIXES = ("bootstrap.", "security.", "sasl.", "ssl.", "client.")
+
+
+def connection_config(config: Mapping[str, Any]) -> dict[str, Any]:
+    """Only the connection keys of `config`: for helper clients (admin, restore, readers)
+    that must not inherit a group's or a producer's settings."""
+    return {k: v for k, v in config.items() if k.startswith(CONNECTION_PREFIXES)}
+
+
+def make_admin(settings: EngineSettings) -> AdminClient:
+    return AdminClient(connection_config(_common(settings)))
 
 
 def _common(settings: EngineSettings) -> ConfigDict:

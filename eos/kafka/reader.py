@@ -15,6 +15,8 @@ from typing import Any
 from confluent_kafka import Consumer, IsolationLevel, KafkaError, Message, TopicPartition
 from confluent_kafka.admin import AdminClient, OffsetSpec  # type: ignore[attr-defined]
 
+from eos.kafka.clients import connection_config
+
 # Faster reads of large topics than the defaults: big fetches, no waiting for full ones.
 READ_TUNING = {
     "fetch.wait.max.ms": 10,
@@ -41,11 +43,7 @@ def read_topics(
     a transaction still open then are waited for (read_committed holds back everything
     after them until it commits or aborts); TimeoutError when that takes over `timeout`.
     """
-    security = {
-        k: v
-        for k, v in config.items()
-        if k.startswith(("bootstrap.", "security.", "sasl.", "ssl.", "client."))
-    }
+    security = connection_config(config)
     consumer = Consumer(
         {
             **READ_TUNING,

@@ -18,7 +18,7 @@ from eos.config import EngineSettings
 from eos.engine.api import InputRecord, OutputRecord, PermanentError
 from eos.engine.app import App
 from eos.engine.state import StateStore
-from eos.kafka.clients import consumer_config
+from eos.kafka.clients import make_admin
 from eos.kafka.partitioner import partition_for
 from eos.ledger.models import (
     CreditLeg,
@@ -318,12 +318,7 @@ class TopicCache:
 
 def build(settings: EngineSettings) -> App:
     ledger_settings = LedgerSettings()
-    admin_conf = {
-        k: v
-        for k, v in consumer_config(settings).items()
-        if k.startswith(("bootstrap.", "security.", "sasl.", "ssl."))
-    }
-    admin = AdminClient(admin_conf)
+    admin = make_admin(settings)
     meta = admin.list_topics(timeout=30).topics
     payments = meta.get(ledger_settings.payments_topic)
     if payments is None:

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
+from confluent_kafka.admin import NewTopic  # type: ignore[attr-defined]
 
 from eos.config import EngineSettings
-from eos.kafka.clients import consumer_config, make_registry
+from eos.kafka.clients import make_admin, make_registry
 from eos.ledger.settings import LedgerSettings
 from eos.serde import compat
 from eos.serde.avro import AvroContract
@@ -45,13 +45,7 @@ def topic_specs(
 
 def setup(engine: EngineSettings, partitions: int, replication: int, say: object = print) -> None:
     s = LedgerSettings()
-    admin = AdminClient(
-        {
-            k: v
-            for k, v in consumer_config(engine).items()
-            if k.startswith(("bootstrap.", "security.", "sasl.", "ssl."))
-        }
-    )
+    admin = make_admin(engine)
     existing = admin.list_topics(timeout=30).topics
     wanted = topic_specs(engine, s, partitions, replication)
     for spec in wanted:
