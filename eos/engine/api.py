@@ -6,14 +6,15 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from eos.errors import PermanentError, TransientError
 
-class PermanentError(Exception):
-    """The record is invalid and never will be valid: it goes to the dead-letter topic."""
-
-
-class TransientError(Exception):
-    """Try again later (a dependency is down). Retried with backoff; after the configured
-    attempts the record is treated as permanently failed."""
+__all__ = [
+    "InputRecord",
+    "OutputRecord",
+    "PermanentError",
+    "Transform",
+    "TransientError",
+]
 
 
 @dataclass(frozen=True)
