@@ -1,4 +1,4 @@
-"""Avro in the Confluent wire format (magic byte 0, 4-byte schema id, Avro binary).
+"""Avro in the Confluent wire format (see `eos.serde.wire`).
 
 fastavro does the (de)serialization; the registry is asked once per schema id. Every
 failure is classified: bad bytes are permanent (the record goes to the DLQ), an
@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import io
 import json
-import struct
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,26 +17,23 @@ from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
 from confluent_kafka.schema_registry.error import SchemaRegistryError
 from pydantic import BaseModel, ValidationError
 
-from eos.engine.api import PermanentError, TransientError
+from eos.errors import PermanentError
+from eos.serde.registry import RegistryUnavailable, schema_str
+from eos.serde.wire import DecodeError, WriterSchemas, frame, split, trailing
 
-MAGIC = 0
-HEADER = struct.Struct(">bI")
-
-
-class DecodeError(PermanentError):
-    """The bytes are not a valid record of the topic's contract. `reason` is a code."""
-
-    def __init__(self, reason: str, message: str) -> None:
-        super().__init__(f"{reason}: {message}")
-        self.reason = reason
+__all__ = [
+    "AvroContract",
+    "AvroDecoder",
+    "AvroEncoder",
+    "DecodeError",
+    "EncodeError",
+    "RegistryUnavailable",
+    "subject_for",
+]
 
 
 class EncodeError(PermanentError):
     """An output value does not fit its topic's schema."""
-
-
-class RegistryUnavailable(TransientError):
-    """The schema registry did not answer; retried, never a reason to dead-letter."""
 
 
 @dataclass(frozen=True)
@@ -63,26 +59,19 @@ class AvroDecoder:
     def __init__(self, registry: SchemaRegistryClient, contract: AvroContract) -> None:
         self._registry = registry
         self._contract = contract
-        self._writers: dict[int, Any] = {}
+        self._writers: WriterSchemas[Any] = WriterSchemas(self._writer)
 
     def decode(self, data: bytes | None) -> Any:
-        if data is None or len(data) < HEADER.size:
-            raise DecodeError("NOT_WIRE_FORMAT", "value shorter than the 5-byte header")
-        magic, schema_id = HEADER.unpack_from(data)
-        if magic != MAGIC:
-            raise DecodeError("NOT_WIRE_FORMAT", f"magic byte is {magic}, expected 0")
-        writer = self._writer(schema_id)
-        buf = io.BytesIO(data)
-        buf.seek(HEADER.size)
+        schema_id, buf = split(data)
+        writer = self._writers.get(schema_id)
         reader = None if writer is self._contract.parsed else self._contract.parsed
         try:
             value = fastavro.schemaless_reader(buf, writer, reader)
         except Exception as exc:  # fastavro raises EOFError, ValueError, IndexError, ...
             raise DecodeError("MALFORMED_AVRO", f"{type(exc).__name__}: {exc}") from exc
-        if buf.tell() != len(data):
-            raise DecodeError(
-                "MALFORMED_AVRO", f"{len(data) - buf.tell()} trailing bytes after the record"
-            )
+        extra = trailing(buf)
+        if extra:
+            raise DecodeError("MALFORMED_AVRO", f"{extra} trailing bytes after the record")
         model = self._contract.model
         if model is None:
             return value
@@ -92,25 +81,9 @@ class AvroDecoder:
             raise DecodeError("INVALID_VALUE", _short_validation(exc)) from exc
 
     def _writer(self, schema_id: int) -> Any:
-        cached = self._writers.get(schema_id)
-        if cached is not None:
-            return cached
-        try:
-            schema = self._registry.get_schema(schema_id)
-        except SchemaRegistryError as exc:
-            if exc.http_status_code == 404:
-                raise DecodeError(
-                    "UNKNOWN_SCHEMA", f"schema id {schema_id} is not in the registry"
-                ) from exc
-            raise RegistryUnavailable(f"schema registry error for id {schema_id}: {exc}") from exc
-        except Exception as exc:  # connection refused, timeouts: the registry is down
-            raise RegistryUnavailable(
-                f"schema registry unreachable looking up id {schema_id}: {exc}"
-            ) from exc
-        parsed = fastavro.parse_schema(json.loads(schema.schema_str or "null"))
+        parsed = fastavro.parse_schema(json.loads(schema_str(self._registry, schema_id)))
         if _same_schema(parsed, self._contract.parsed):
-            parsed = self._contract.parsed  # same schema: skip schema resolution when reading
-        self._writers[schema_id] = parsed
+            return self._contract.parsed  # same schema: skip schema resolution when reading
         return parsed
 
 
@@ -139,7 +112,7 @@ class AvroEncoder:
                 f"cannot use the schema for {subject}: {exc.error_message}",
             ) from exc
         self.schema_id: int = schema_id
-        self._header = HEADER.pack(MAGIC, schema_id)
+        self._header = frame(schema_id)
 
     def encode(self, value: Any) -> bytes:
         if isinstance(value, BaseModel):
