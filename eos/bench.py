@@ -29,9 +29,8 @@ import fastavro
 from confluent_kafka import Consumer, Producer
 from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
 
-from eos.engine.records import Encoded
-from eos.engine.transaction import produce
 from eos.examples.events import run_command
+from eos.kafka.produce import Encoded, produce
 from eos.progress import Progress
 from eos.serde.schemas import contract
 from eos.testing.cluster import KafkaCluster, provide_cluster

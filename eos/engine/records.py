@@ -1,22 +1,15 @@
-"""A consumed record held in memory until its batch commits."""
+"""A consumed record held in memory until its batch commits, and the record to produce."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import NamedTuple
 
 from confluent_kafka import Message, TopicPartition
 
+from eos.kafka.produce import Encoded
 
-class Encoded(NamedTuple):
-    """A record ready to produce."""
-
-    topic: str
-    key: bytes | None
-    value: bytes | None
-    headers: list[tuple[str, bytes]]
-    partition: int = -1  # -1: the producer's partitioner picks it from the key
+__all__ = ["Consumed", "Encoded", "next_offsets"]
 
 
 @dataclass(frozen=True, slots=True)

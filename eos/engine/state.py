@@ -24,8 +24,8 @@ from typing import Any
 
 from confluent_kafka import Message
 
-from eos.engine.records import Encoded
 from eos.kafka.clients import connection_config
+from eos.kafka.produce import Encoded
 from eos.kafka.reader import read_topics
 
 log = logging.getLogger("eos.state")

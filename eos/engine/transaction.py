@@ -5,12 +5,12 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Sequence
-from typing import Any, Protocol, TypeVar, cast
+from typing import Protocol, TypeVar
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 
-from eos.engine.records import Encoded
 from eos.kafka.errors import ErrorClass, TransactionError, classify, kafka_error
+from eos.kafka.produce import Encoded, produce
 
 log = logging.getLogger("eos.transaction")
 T = TypeVar("T")
@@ -156,24 +156,3 @@ class AtLeastOnceCommitter:
 
     def close(self) -> None:
         self._producer.flush(10)
-
-
-def produce(
-    producer: Producer,
-    out: Encoded,
-    on_delivery: Callable[[KafkaError | None, Message], None] | None = None,
-) -> None:
-    """Produce one record, waiting for room when the local queue is full."""
-    while True:
-        try:
-            producer.produce(
-                out.topic,
-                value=out.value,
-                key=out.key,
-                headers=cast(Any, out.headers),
-                partition=out.partition,
-                on_delivery=on_delivery,
-            )
-            return
-        except BufferError:
-            producer.poll(0.05)  # let deliveries drain

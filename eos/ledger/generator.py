@@ -18,9 +18,8 @@ from datetime import UTC, datetime
 from confluent_kafka import KafkaError, Message, Producer
 
 from eos.config import EngineSettings
-from eos.engine.records import Encoded
-from eos.engine.transaction import produce
 from eos.kafka.clients import make_registry, producer_config
+from eos.kafka.produce import Encoded, produce
 from eos.ledger.app import CORRELATION_ID, REPLY_TO
 from eos.ledger.models import PaymentRequest
 from eos.ledger.settings import LedgerSettings
