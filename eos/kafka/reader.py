@@ -12,10 +12,9 @@ import uuid
 from collections.abc import Callable, Collection, Mapping
 from typing import Any
 
-from confluent_kafka import Consumer, IsolationLevel, KafkaError, Message, TopicPartition
-from confluent_kafka.admin import AdminClient, OffsetSpec  # type: ignore[attr-defined]
+from confluent_kafka import Consumer, KafkaError, Message, TopicPartition
 
-from eos.kafka.clients import connection_config
+from eos.kafka.offsets import Offsets
 
 # Faster reads of large topics than the defaults: big fetches, no waiting for full ones.
 READ_TUNING = {
@@ -43,7 +42,6 @@ def read_topics(
     a transaction still open then are waited for (read_committed holds back everything
     after them until it commits or aborts); TimeoutError when that takes over `timeout`.
     """
-    security = connection_config(config)
     consumer = Consumer(
         {
             **READ_TUNING,
@@ -73,7 +71,7 @@ def read_topics(
             ]
         if not parts:
             return missing
-        end = _high_watermarks(security, parts)
+        end = Offsets(config, timeout=30).high_watermarks((tp.topic, tp.partition) for tp in parts)
         consumer.assign(parts)
         pending = set(end)
         deadline = time.monotonic() + timeout
@@ -104,17 +102,3 @@ def read_topics(
     finally:
         consumer.close()
     return missing
-
-
-def _high_watermarks(
-    config: Mapping[str, Any], parts: list[TopicPartition]
-) -> dict[tuple[str, int], int]:
-    """Each partition's high watermark (not the last stable offset): where a read ends."""
-    admin = AdminClient(dict(config))
-    latest = OffsetSpec.latest()  # type: ignore[no-untyped-call]
-    futures = admin.list_offsets(
-        {TopicPartition(tp.topic, tp.partition): latest for tp in parts},
-        isolation_level=IsolationLevel.READ_UNCOMMITTED,
-        request_timeout=30,
-    )
-    return {(tp.topic, tp.partition): f.result().offset for tp, f in futures.items()}

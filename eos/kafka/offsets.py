@@ -1,0 +1,121 @@
+"""Where partitions stand: their end offsets, a group's committed offsets, and the lag
+between them. Every offset and lag figure in the project comes from here.
+
+The two ends of a partition differ while a transaction is open: the high watermark
+counts every record written, the last stable offset (LSO) stops before the first record
+of a transaction still open. A read_committed consumer reads up to the LSO. The lag of a
+group is, per partition, the end minus the committed offset (a partition with no
+committed offset yet counts from 0).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from confluent_kafka import (
+    Consumer,
+    ConsumerGroupTopicPartitions,
+    IsolationLevel,
+    KafkaException,
+    TopicPartition,
+)
+from confluent_kafka.admin import AdminClient, OffsetSpec  # type: ignore[attr-defined]
+
+from eos.kafka.clients import connection_config
+from eos.kafka.errors import kafka_error
+
+__all__ = ["TP", "Offsets", "consumer_lag", "lag", "open_transactions", "total"]
+
+TP = tuple[str, int]
+
+
+def lag(committed: Mapping[TP, int], ends: Mapping[TP, int]) -> int:
+    """Records between each partition's committed offset and its end, summed."""
+    return sum(max(end - max(committed.get(tp, 0), 0), 0) for tp, end in ends.items())
+
+
+def total(offsets: Mapping[TP, int]) -> int:
+    """Offsets summed, a missing one (negative: none committed) counting as 0."""
+    return sum(max(offset, 0) for offset in offsets.values())
+
+
+def open_transactions(stable: Mapping[TP, int], written: Mapping[TP, int]) -> list[TP]:
+    """Partitions with records past their last stable offset: a transaction is open."""
+    return sorted(tp for tp, end in written.items() if end > stable.get(tp, end))
+
+
+def consumer_lag(consumer: Consumer, partitions: Iterable[TP]) -> int:
+    """The lag of a consumer's own position on `partitions`, from the watermarks its
+    fetches already brought (no request to the broker)."""
+    positions = consumer.position([TopicPartition(t, p) for t, p in sorted(partitions)])
+    at: dict[TP, int] = {}
+    ends: dict[TP, int] = {}
+    for tp in positions:
+        _low, high = consumer.get_watermark_offsets(tp, cached=True)
+        if tp.offset >= 0 and high >= 0:
+            at[(tp.topic, tp.partition)] = tp.offset
+            ends[(tp.topic, tp.partition)] = high
+    return lag(at, ends)
+
+
+class Offsets:
+    """Asks the cluster where partitions stand, through one admin client."""
+
+    def __init__(self, config: Mapping[str, Any], timeout: float = 10.0) -> None:
+        self._admin = AdminClient(connection_config(config))
+        self._timeout = timeout
+
+    def partitions(self, topics: Iterable[str]) -> list[TP]:
+        """Every partition of `topics`, in order; KeyError names a topic that is missing."""
+        meta = self._admin.list_topics(timeout=self._timeout).topics
+        out: list[TP] = []
+        for topic in topics:
+            info = meta.get(topic)
+            if info is None or info.error is not None:
+                raise KeyError(f"topic {topic} does not exist")
+            out += [(topic, p) for p in sorted(info.partitions)]
+        return out
+
+    def high_watermarks(self, partitions: Iterable[TP]) -> dict[TP, int]:
+        """Each partition's end counting every record written (open transactions too)."""
+        return self._ends(partitions, IsolationLevel.READ_UNCOMMITTED)
+
+    def last_stable(self, partitions: Iterable[TP]) -> dict[TP, int]:
+        """Each partition's end as a read_committed consumer sees it."""
+        return self._ends(partitions, IsolationLevel.READ_COMMITTED)
+
+    def committed(self, group: str, partitions: Iterable[TP]) -> dict[TP, int]:
+        """The group's committed offset per partition (negative where it has none);
+        stable: an offset still inside an open transaction is waited for."""
+        tps = [TopicPartition(t, p) for t, p in partitions]
+        deadline = time.monotonic() + self._timeout
+        while True:
+            futures = self._admin.list_consumer_group_offsets(
+                [ConsumerGroupTopicPartitions(group, tps)],
+                require_stable=True,
+                request_timeout=self._timeout,
+            )
+            try:
+                result = futures[group].result(timeout=self._timeout)
+            except KafkaException as exc:
+                # A coordinator still loading or moving (a cold or bouncing broker).
+                if not kafka_error(exc).retriable() or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
+                continue
+            return {(tp.topic, tp.partition): tp.offset for tp in result.topic_partitions or []}
+
+    def _ends(self, partitions: Iterable[TP], level: IsolationLevel) -> dict[TP, int]:
+        latest = OffsetSpec.latest()  # type: ignore[no-untyped-call]
+        wanted = {TopicPartition(t, p): latest for t, p in partitions}
+        if not wanted:
+            return {}
+        futures = self._admin.list_offsets(
+            wanted, isolation_level=level, request_timeout=self._timeout
+        )
+        return {
+            (tp.topic, tp.partition): f.result(timeout=self._timeout).offset
+            for tp, f in futures.items()
+        }
