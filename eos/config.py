@@ -117,6 +117,12 @@ class EngineSettings(BaseSettings):
         return [*self.security.secrets(), *overrides]
 
     @property
+    def restore_timeout_s(self) -> float:
+        """Long enough for the coordinator to abort a dead owner's open transaction, short
+        enough that the member is not dropped for not polling."""
+        return min(2 * self.transaction_timeout_ms, 0.9 * self.max_poll_interval_ms) / 1000
+
+    @property
     def transactional_id(self) -> str:
         return f"{self.transactional_id_prefix}-{self.instance_id}"
 

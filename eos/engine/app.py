@@ -1,26 +1,47 @@
-"""An application for the engine: a transform and the contracts of its topics."""
+"""An application for the engine, and the one place that builds its clients.
+
+`build_processor` is the composition root: settings in, a Processor out, with its
+consumer, producer, committer, codecs, breaker, redactor and stores made here and
+handed over. Nothing below it constructs a client of its own.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
+from confluent_kafka import Consumer
+from confluent_kafka.admin import AdminClient
 from confluent_kafka.schema_registry import SchemaRegistryClient
 
-from eos.config import EngineSettings
+from eos.config import EngineSettings, Mode
 from eos.engine.api import Transform
 from eos.engine.batch import BatchRunner
+from eos.engine.breaker import CircuitBreaker
 from eos.engine.processor import Processor
+from eos.engine.redact import Redactor
 from eos.engine.state import StateStore
-from eos.kafka.clients import make_admin, make_registry
+from eos.engine.transaction import AtLeastOnceCommitter, Committer, TransactionalCommitter
+from eos.errors import ConfigurationError
+from eos.kafka.clients import (
+    consumer_config,
+    make_admin,
+    make_consumer,
+    make_producer,
+    make_registry,
+)
 from eos.serde.avro import AvroContract, AvroDecoder, AvroEncoder
+
+__all__ = ["App", "AppFactory", "TopicsMissing", "build_processor", "check_topics"]
 
 
 @dataclass(frozen=True)
 class App:
+    """A transform and the contracts of its topics (None: raw bytes, not decoded)."""
+
     name: str
     transform: Transform
-    inputs: Mapping[str, AvroContract | None]  # None: raw bytes, no decoding
+    inputs: Mapping[str, AvroContract | None]
     outputs: Mapping[str, AvroContract]
     stores: Sequence[StateStore] = ()
     # Contract for outputs to topics known only at run time (reply-to topics).
@@ -32,14 +53,13 @@ class App:
 AppFactory = Callable[[EngineSettings], App]
 
 
-class TopicsMissing(RuntimeError):
-    pass
+class TopicsMissing(ConfigurationError):
+    """A topic the app reads or writes does not exist, or they are not co-partitioned."""
 
 
-def check_topics(settings: EngineSettings, app: App) -> None:
+def check_topics(admin: AdminClient, settings: EngineSettings, app: App) -> None:
     """Fail at start, naming every missing topic, rather than at the first produce; and
     refuse a stateful app whose inputs and changelogs are not co-partitioned."""
-    admin = make_admin(settings)
     topics = admin.list_topics(timeout=30).topics
     changelogs = [s.changelog_topic for s in app.stores]
     wanted = [*settings.input_topics, *app.outputs, settings.dlq_topic, *changelogs]
@@ -60,6 +80,40 @@ def check_topics(settings: EngineSettings, app: App) -> None:
 
 
 def build_processor(settings: EngineSettings, app: App, until_caught_up: bool = False) -> Processor:
+    settings = _effective_settings(settings, app)
+    check_topics(make_admin(settings), settings, app)
+    registry = make_registry(settings)
+    decoders = {t: AvroDecoder(registry, c) if c else None for t, c in app.inputs.items()}
+    encoders = {t: AvroEncoder(registry, t, c) for t, c in app.outputs.items()}
+    fallback = None
+    if app.dynamic_output is not None:
+        fallback = _lazy_encoders(registry, app.dynamic_output)
+    runner = BatchRunner(
+        app.transform, decoders, encoders, settings.retry_max_attempts, app.stores, fallback
+    )
+    for store in app.stores:
+        store.bind(consumer_config(settings))
+    consumer = make_consumer(settings, partition_eof=until_caught_up)
+    return Processor(
+        settings,
+        runner,
+        consumer,
+        make_committer(settings, consumer),
+        CircuitBreaker.from_settings(settings),
+        Redactor(settings.secrets()),
+        stores=app.stores,
+        until_caught_up=until_caught_up,
+    )
+
+
+def make_committer(settings: EngineSettings, consumer: Consumer) -> Committer:
+    if settings.mode is Mode.EXACTLY_ONCE:
+        return TransactionalCommitter(make_producer(settings), consumer)
+    return AtLeastOnceCommitter(make_producer(settings), consumer)
+
+
+def _effective_settings(settings: EngineSettings, app: App) -> EngineSettings:
+    """The settings with what the app implies: its inputs and its assignment strategy."""
     if not settings.input_topics:
         settings = settings.model_copy(update={"input_topics": list(app.inputs)})
     if app.assignment_strategy and settings.group_protocol == "classic":
@@ -71,21 +125,11 @@ def build_processor(settings: EngineSettings, app: App, until_caught_up: bool = 
         settings = settings.model_copy(update={"client_overrides": overrides})
     unknown = set(settings.input_topics) - set(app.inputs)
     if unknown:
-        raise ValueError(
+        raise ConfigurationError(
             f"EOS_INPUT_TOPICS names {sorted(unknown)}, which app {app.name} "
             f"has no contract for (it reads {sorted(app.inputs)})"
         )
-    check_topics(settings, app)
-    registry = make_registry(settings)
-    decoders = {t: AvroDecoder(registry, c) if c else None for t, c in app.inputs.items()}
-    encoders = {t: AvroEncoder(registry, t, c) for t, c in app.outputs.items()}
-    fallback = None
-    if app.dynamic_output is not None:
-        fallback = _lazy_encoders(registry, app.dynamic_output)
-    runner = BatchRunner(
-        app.transform, decoders, encoders, settings.retry_max_attempts, app.stores, fallback
-    )
-    return Processor(settings, runner, until_caught_up=until_caught_up, stores=app.stores)
+    return settings
 
 
 def _lazy_encoders(

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Sequence
 
+from eos.config import EngineSettings
+
 
 class BreakerTripped(Exception):
     """Too many recent records failed; the processor stops instead of dead-lettering them."""
@@ -19,6 +21,15 @@ class CircuitBreaker:
         self._min_records = min_records
         self._max_consecutive = max_consecutive
         self._consecutive = 0
+
+    @classmethod
+    def from_settings(cls, settings: EngineSettings) -> CircuitBreaker:
+        return cls(
+            settings.breaker_window,
+            settings.breaker_max_dlq_ratio,
+            settings.breaker_min_records,
+            settings.breaker_max_consecutive,
+        )
 
     def snapshot(self) -> tuple[deque[bool], int]:
         """The recorded state; `check` replaces rather than mutates it."""

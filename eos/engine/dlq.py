@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import logging
 import traceback
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from eos.engine.api import InputRecord, OutputRecord, PermanentError
 from eos.engine.records import Consumed, Encoded
+from eos.engine.redact import Redactor
+
+log = logging.getLogger("eos.processor")
 
 PREFIX = "eos.dlq."
 H_TOPIC = PREFIX + "topic"
@@ -35,18 +39,6 @@ class Failure:
     error: BaseException
     reason: str  # a short code: MALFORMED_AVRO, PERMANENT, TRANSIENT_EXHAUSTED, UNEXPECTED, ...
     attempts: int
-
-
-class Redactor:
-    """Removes secret values from any text that leaves the process."""
-
-    def __init__(self, secrets: Iterable[str]) -> None:
-        self._secrets = sorted({s for s in secrets if s}, key=len, reverse=True)
-
-    def __call__(self, text: str) -> str:
-        for secret in self._secrets:
-            text = text.replace(secret, "***")
-        return text
 
 
 def dlq_record(
@@ -77,6 +69,12 @@ def dlq_record(
     original = [(k, v) for k, v in rec.headers if not k.startswith(PREFIX)]
     headers = original + [(k, v.encode("utf-8")) for k, v in ours]
     return Encoded(dlq_topic, rec.key, rec.value, headers)
+
+
+def log_dead_letters(failures: Sequence[Failure], redact: Redactor) -> None:
+    """One line per record a committed batch dead-lettered."""
+    for f in failures:
+        log.warning("dead-lettered %s: %s %s", f.record.where, f.reason, redact(str(f.error))[:200])
 
 
 def header(headers: Sequence[tuple[str, bytes]] | dict[str, bytes], name: str) -> str | None:

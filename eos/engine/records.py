@@ -38,6 +38,11 @@ class Consumed:
     def tp(self) -> tuple[str, int]:
         return self.topic, self.partition
 
+    @property
+    def where(self) -> str:
+        """topic[partition]@offset, for messages."""
+        return f"{self.topic}[{self.partition}]@{self.offset}"
+
 
 def next_offsets(records: Sequence[Consumed]) -> list[TopicPartition]:
     """The offsets to commit for `records`: per partition, the last offset + 1."""

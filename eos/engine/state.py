@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 from confluent_kafka import Message
@@ -42,6 +42,11 @@ class StateStore:
         self._data: dict[int, dict[str, Any]] = {}
         self._batch: dict[Key, Staged] = {}
         self._record: dict[Key, Staged] = {}
+        self._reader_config: dict[str, Any] = {}
+
+    def bind(self, reader_config: Mapping[str, Any]) -> None:
+        """Where to restore from: the connection settings for the changelog reader."""
+        self._reader_config = connection_config(reader_config)
 
     # -- what a transform uses ------------------------------------------------------------
 
@@ -102,21 +107,17 @@ class StateStore:
                 data[key] = value
         self.begin_batch()
 
-    def assigned(
-        self, partitions: Iterable[int], consumer_config: dict[str, Any], timeout: float
-    ) -> None:
+    def assigned(self, partitions: Iterable[int], timeout: float) -> None:
         new = sorted(set(partitions) - set(self._data))
         if new:
-            self._restore(new, consumer_config, timeout)
+            self._restore(new, timeout)
 
     def revoked(self, partitions: Iterable[int]) -> None:
         for partition in partitions:
             self._data.pop(partition, None)
         self.begin_batch()
 
-    def _restore(
-        self, partitions: list[int], consumer_config: dict[str, Any], timeout: float
-    ) -> None:
+    def _restore(self, partitions: list[int], timeout: float) -> None:
         started = time.monotonic()
         restored: dict[int, dict[str, Any]] = {p: {} for p in partitions}
         count = 0
@@ -133,7 +134,7 @@ class StateStore:
 
         try:
             missing = read_topics(
-                connection_config(consumer_config),
+                self._reader_config,
                 {self.changelog_topic: apply},
                 timeout,
                 partitions={self.changelog_topic: partitions},

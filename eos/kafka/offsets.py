@@ -26,7 +26,7 @@ from confluent_kafka.admin import AdminClient, OffsetSpec  # type: ignore[attr-d
 from eos.kafka.clients import connection_config
 from eos.kafka.errors import kafka_error
 
-__all__ = ["TP", "Offsets", "consumer_lag", "lag", "open_transactions", "total"]
+__all__ = ["TP", "Offsets", "PartitionCounts", "consumer_lag", "lag", "open_transactions", "total"]
 
 TP = tuple[str, int]
 
@@ -58,6 +58,22 @@ def consumer_lag(consumer: Consumer, partitions: Iterable[TP]) -> int:
             at[(tp.topic, tp.partition)] = tp.offset
             ends[(tp.topic, tp.partition)] = high
     return lag(at, ends)
+
+
+class PartitionCounts:
+    """A topic's partition count, asked of the cluster once per topic."""
+
+    def __init__(self, client: Consumer | AdminClient, timeout: float = 10.0) -> None:
+        self._client = client
+        self._timeout = timeout
+        self._counts: dict[str, int] = {}
+
+    def __call__(self, topic: str) -> int:
+        count = self._counts.get(topic)
+        if count is None:
+            meta = self._client.list_topics(topic, timeout=self._timeout)
+            count = self._counts[topic] = len(meta.topics[topic].partitions)
+        return count
 
 
 class Offsets:

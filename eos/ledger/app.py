@@ -18,6 +18,7 @@ from eos.config import EngineSettings
 from eos.engine.api import InputRecord, OutputRecord, PermanentError
 from eos.engine.app import App
 from eos.engine.state import StateStore
+from eos.errors import ConfigurationError
 from eos.kafka.clients import make_admin
 from eos.kafka.partitioner import partition_for
 from eos.ledger.models import (
@@ -322,7 +323,7 @@ def build(settings: EngineSettings) -> App:
     meta = admin.list_topics(timeout=30).topics
     payments = meta.get(ledger_settings.payments_topic)
     if payments is None:
-        raise FileNotFoundError(
+        raise ConfigurationError(
             f"topic {ledger_settings.payments_topic} does not exist; run `eos ledger setup`"
         )
     ledger = Ledger(

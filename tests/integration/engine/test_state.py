@@ -28,8 +28,10 @@ def _transaction(
     return tx
 
 
-def _store(topic: str) -> StateStore:
-    return StateStore("balances", topic)
+def _store(topic: str, cluster: KafkaCluster) -> StateStore:
+    store = StateStore("balances", topic)
+    store.bind(cluster.client_config())
+    return store
 
 
 def test_restore_applies_committed_changes_of_the_assigned_partitions_only(
@@ -43,8 +45,8 @@ def test_restore_applies_committed_changes_of_the_assigned_partitions_only(
     tx = _transaction(eos_cluster, topic, {(0, "b"): 20})
     tx.commit_transaction(30)
 
-    store = _store(topic)
-    store.assigned([0], eos_cluster.client_config(), timeout=30)
+    store = _store(topic, eos_cluster)
+    store.assigned([0], timeout=30)
 
     assert dict(store.committed_items(0)) == {"a": 1, "b": 20}
     assert store.get(1, "c") is None  # partition 1 is not assigned here
@@ -60,11 +62,11 @@ def test_a_transaction_open_when_the_restore_starts_is_waited_for(
     tx.commit_transaction(30)
     tx = _transaction(eos_cluster, topic, {(0, "a"): 2})
 
-    store = _store(topic)
+    store = _store(topic, eos_cluster)
     done = threading.Event()
 
     def restore() -> None:
-        store.assigned([0], eos_cluster.client_config(), timeout=60)
+        store.assigned([0], timeout=60)
         done.set()
 
     worker = threading.Thread(target=restore, daemon=True)
@@ -86,7 +88,7 @@ def test_a_restore_blocked_by_an_open_transaction_fails_clearly(
     tx = _transaction(eos_cluster, topic, {(0, "a"): 1})
     try:
         with pytest.raises(RuntimeError, match=rf"restoring store balances from {topic}.*open"):
-            _store(topic).assigned([0], eos_cluster.client_config(), timeout=3)
+            _store(topic, eos_cluster).assigned([0], timeout=3)
     finally:
         tx.abort_transaction(30)
 
@@ -94,4 +96,4 @@ def test_a_restore_blocked_by_an_open_transaction_fails_clearly(
 def test_a_missing_changelog_topic_is_named(eos_cluster: KafkaCluster) -> None:
     topic = f"no-such-changelog-{uuid.uuid4().hex[:8]}"
     with pytest.raises(RuntimeError, match=f"changelog topic {topic} does not exist"):
-        _store(topic).assigned([0], eos_cluster.client_config(), timeout=10)
+        _store(topic, eos_cluster).assigned([0], timeout=10)

@@ -8,8 +8,9 @@ import pytest
 
 from eos.engine import dlq as h
 from eos.engine.api import InputRecord, PermanentError
-from eos.engine.dlq import Failure, Redactor, dlq_record, header, replay_transform
+from eos.engine.dlq import Failure, dlq_record, header, replay_transform
 from eos.engine.records import Consumed
+from eos.engine.redact import Redactor
 
 SECRET = "s3cr3t-Pa55w0rd"
 ALL_HEADERS = [

@@ -16,9 +16,10 @@ from eos.config import EngineSettings
 from eos.engine import dlq as h
 from eos.engine.api import InputRecord, OutputRecord, PermanentError, TransientError
 from eos.engine.batch import BatchRunner
-from eos.engine.breaker import BreakerTripped
+from eos.engine.breaker import BreakerTripped, CircuitBreaker
 from eos.engine.processor import Processor
 from eos.engine.records import Consumed, Encoded
+from eos.engine.redact import Redactor
 from eos.engine.state import StateStore
 from eos.kafka.errors import ErrorClass, TransactionError
 
@@ -145,10 +146,13 @@ def _processor(
     processor = Processor(
         settings,
         runner,
-        consumer=cast(Consumer, consumer),
-        committer_factory=lambda _c: committer,
+        cast(Consumer, consumer),
+        committer,
+        CircuitBreaker.from_settings(settings),
+        Redactor(settings.secrets()),
     )
-    processor._assigned = set(assigned)
+    processor.assignment.assign(assigned)
+    processor.assignment.fetched()
     return processor, consumer
 
 
@@ -280,7 +284,7 @@ def test_records_of_a_revoked_partition_are_dropped_before_the_retry() -> None:
         nonlocal calls
         calls += 1
         if calls == 1:
-            processor._assigned.discard((IN, 1))  # as _on_revoke would during the wait
+            processor.assignment.release([(IN, 1)])  # as _on_revoke would during the wait
             raise TransientError("dependency down")
         return transform(record)
 
@@ -348,7 +352,6 @@ def test_a_partition_revoked_and_given_back_during_a_backoff_drops_its_held_reco
     committer = FakeCommitter(lambda _outputs: None)
     records = _records([b"a", b"b", b"flaky", b"d"])
     processor, consumer = _processor(committer, records)
-    processor._held = dict(processor._generation)
     back = [TopicPartition(IN, 0)]
 
     def rebalance() -> None:

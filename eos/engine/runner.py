@@ -1,0 +1,51 @@
+"""Run an application until it stops: the one call an application's `main` needs."""
+
+from __future__ import annotations
+
+import json
+import logging
+import resource
+from collections.abc import Callable
+from pathlib import Path
+
+from eos.config import EngineSettings
+from eos.engine.app import App, build_processor
+from eos.engine.stats import EXIT_FATAL
+
+__all__ = ["run"]
+
+log = logging.getLogger("eos")
+
+
+def run(
+    app: App | Callable[[EngineSettings], App],
+    settings: EngineSettings | None = None,
+    *,
+    until_caught_up: bool = False,
+    stats_json: Path | None = None,
+) -> int:
+    """Process `app`'s inputs until SIGTERM/SIGINT (or, with `until_caught_up`, until
+    every assigned partition is processed); returns the exit code.
+
+    `app` is an App or a factory that builds one from the settings. Settings default to
+    the EOS_* environment and .env. Raises ConfigurationError (a missing topic, an input
+    without a contract) before anything is consumed.
+    """
+    settings = settings or EngineSettings()
+    built = app if isinstance(app, App) else app(settings)
+    processor = build_processor(settings, built, until_caught_up=until_caught_up)
+    processor.install_signal_handlers()
+    try:
+        code = processor.run()
+    except Exception:
+        log.exception("processor failed")
+        code = EXIT_FATAL
+    if stats_json is not None:
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        stats = {
+            **processor.stats.summary(),
+            "exit_code": code,
+            "cpu_seconds": round(usage.ru_utime + usage.ru_stime, 3),
+        }
+        stats_json.write_text(json.dumps(stats))
+    return code

@@ -1,0 +1,107 @@
+"""What a processor has done, how it reports it, and how it exits."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from confluent_kafka import KafkaError
+
+from eos.kafka.errors import TransactionError
+
+__all__ = ["EXIT_BREAKER", "EXIT_FATAL", "EXIT_OK", "ProgressLog", "Stats", "advice"]
+
+log = logging.getLogger("eos.processor")
+
+EXIT_OK = 0
+EXIT_FATAL = 1
+EXIT_BREAKER = 3
+
+REPORT_EVERY_S = 10.0
+
+
+@dataclass
+class Stats:
+    started: float = field(default_factory=time.monotonic)
+    records: int = 0
+    outputs: int = 0
+    dead_lettered: int = 0
+    transactions: int = 0
+    aborts: int = 0
+    retries: int = 0
+
+    first_batch_at: float | None = None
+    last_commit_at: float | None = None
+
+    def committed(self, records: int, outputs: int, dead_lettered: int) -> None:
+        """A transaction committed with these counts."""
+        self.records += records
+        self.outputs += outputs
+        self.dead_lettered += dead_lettered
+        self.transactions += 1
+        self.last_commit_at = time.monotonic()
+
+    def rate(self) -> float:
+        return self.records / max(time.monotonic() - self.started, 1e-9)
+
+    def summary(self) -> dict[str, float | int]:
+        """Totals, and the busy time from the first batch to the last commit."""
+        busy = (self.last_commit_at or 0.0) - (self.first_batch_at or 0.0)
+        return {
+            "records": self.records,
+            "outputs": self.outputs,
+            "dead_lettered": self.dead_lettered,
+            "transactions": self.transactions,
+            "aborts": self.aborts,
+            "retries": self.retries,
+            "busy_seconds": round(busy, 3),
+        }
+
+
+class ProgressLog:
+    """A progress line every REPORT_EVERY_S seconds (and on demand): totals and lag.
+
+    `lag` returns the records still to process on the assigned partitions, or None when
+    it cannot tell; it is informative only, so any error it raises reads as unknown.
+    """
+
+    def __init__(self, stats: Stats, lag: Callable[[], int | None]) -> None:
+        self._stats = stats
+        self._lag = lag
+        self._last = time.monotonic()
+
+    def maybe(self, force: bool = False) -> None:
+        now = time.monotonic()
+        if not force and now - self._last < REPORT_EVERY_S:
+            return
+        self._last = now
+        s = self._stats
+        try:
+            lag = self._lag()
+        except Exception:
+            lag = None
+        log.info(
+            "processed %d records (%.0f/s), %d outputs, %d dead-lettered, %d transactions, "
+            "%d aborts, %d retries; lag %s",
+            s.records,
+            s.rate(),
+            s.outputs,
+            s.dead_lettered,
+            s.transactions,
+            s.aborts,
+            s.retries,
+            "unknown" if lag is None else lag,
+        )
+
+
+def advice(exc: TransactionError) -> str:
+    """What the operator should do about a producer that cannot continue."""
+    code = exc.error.code()
+    if code in (KafkaError._FENCED, KafkaError.PRODUCER_FENCED):
+        return (
+            "Another instance with the same transactional.id started (this one is a "
+            "zombie); it is safe to exit. Give each instance its own EOS_INSTANCE_ID."
+        )
+    return "The producer cannot continue; restart the instance (uncommitted work is redone)."
