@@ -1,0 +1,122 @@
+"""The README's application example, run as written against the real broker."""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import fastavro
+from confluent_kafka import KafkaException
+from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
+
+from eos.engine import dlq as h
+from eos.serde.wire import split
+from eos.testing.cluster import KafkaCluster
+from eos.testing.helpers import create_topic, produce_avro, read_committed
+
+README = Path(__file__).resolve().parents[2] / "README.md"
+
+
+def _example() -> str:
+    """The README's first Python block: the whole application."""
+    found = re.search(r"```python\n(.*?)```", README.read_text(), re.S)
+    assert found, "README has no python block"
+    return found.group(1)
+
+
+def _ensure_topics(cluster: KafkaCluster, *names: str) -> None:
+    """The example's fixed topic names: created once, reused by later runs."""
+    admin = AdminClient(cluster.client_config())
+    futures = admin.create_topics([NewTopic(n, 3, 1) for n in names], operation_timeout=30)
+    for future in futures.values():
+        try:
+            future.result(timeout=60)
+        except KafkaException as exc:
+            if "TOPIC_ALREADY_EXISTS" not in str(exc):
+                raise
+
+
+def _decode(raw: bytes | None, schema: dict[str, Any]) -> Any:
+    _schema_id, payload = split(raw)
+    return fastavro.schemaless_reader(io.BytesIO(payload.read()), fastavro.parse_schema(schema))
+
+
+def test_the_readme_example_prices_orders_and_dead_letters_a_bad_one(
+    eos_cluster: KafkaCluster, tmp_path: Path
+) -> None:
+    source = _example()
+    (tmp_path / "pricing.py").write_text(source)
+    _ensure_topics(eos_cluster, "orders", "orders.priced")
+    dlq = create_topic(eos_cluster, "orders-dlq")
+    run = uuid.uuid4().hex[:8]
+    orders: list[dict[str, Any]] = [
+        {"order_id": f"{run}-{i}", "amount_cents": 1000 + i} for i in range(20)
+    ]
+    bad: dict[str, Any] = {"order_id": f"{run}-bad", "amount_cents": 0}
+    order_schema = re.search(r'ORDER = AvroContract\(\n    """(.*?)"""', source, re.S)
+    assert order_schema
+    produce_avro(
+        eos_cluster,
+        "orders",
+        order_schema.group(1),
+        [(o["order_id"], o) for o in [*orders[:10], bad, *orders[10:]]],
+    )
+
+    env = {
+        **os.environ,
+        "EOS_BOOTSTRAP_SERVERS": eos_cluster.bootstrap_servers,
+        "EOS_SCHEMA_REGISTRY_URL": eos_cluster.schema_registry_url,
+        "EOS_GROUP_ID": f"pricing-{run}",
+        "EOS_DLQ_TOPIC": dlq,
+        "EOS_INSTANCE_ID": f"readme-{run}",
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "pricing.py"],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    priced_schema = {
+        "type": "record",
+        "name": "PricedOrder",
+        "fields": [
+            {"name": "order_id", "type": "string"},
+            {"name": "amount_cents", "type": "long"},
+            {"name": "fee_cents", "type": "long"},
+        ],
+    }
+    ours: list[dict[str, Any]] = []
+    try:
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline and len(ours) < len(orders):
+            assert proc.poll() is None, proc.communicate()[0]
+            time.sleep(1)
+            values = [
+                _decode(m.value(), priced_schema)
+                for m in read_committed(eos_cluster, "orders.priced")
+            ]
+            ours = [v for v in values if v["order_id"].startswith(f"{run}-")]
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        output = proc.communicate(timeout=60)[0]
+    assert proc.returncode == 0, output
+
+    expected = [{**o, "fee_cents": max(1, o["amount_cents"] // 100)} for o in orders]
+    assert sorted(ours, key=lambda v: v["order_id"]) == sorted(
+        expected, key=lambda v: v["order_id"]
+    )
+    [dead] = read_committed(eos_cluster, dlq)
+    headers: Any = dead.headers()
+    assert h.header(headers, h.H_ERROR_REASON) == "PERMANENT"
+    assert "amount must be positive" in (h.header(headers, h.H_ERROR_MESSAGE) or "")
+    assert dead.key() == bad["order_id"].encode()
