@@ -12,8 +12,9 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from confluent_kafka import IsolationLevel, TopicPartition
-from confluent_kafka.admin import AdminClient, OffsetSpec  # type: ignore[attr-defined]
+from confluent_kafka import TopicPartition
+
+from eos.kafka.offsets import Offsets, open_transactions, total
 
 
 class Spawned:
@@ -108,26 +109,17 @@ class EndOffsets:
     watermark). Cheap to poll, and never held up by an open transaction."""
 
     def __init__(self, config: dict[str, Any], partitions: Sequence[TopicPartition]) -> None:
-        self._admin = AdminClient(config)
-        self._tps = list(partitions)
-
-    def ends(self, level: IsolationLevel) -> list[int]:
-        futures = self._admin.list_offsets(
-            {tp: OffsetSpec.latest() for tp in self._tps},  # type: ignore[no-untyped-call]
-            isolation_level=level,
-            request_timeout=5,
-        )
-        return [futures[tp].result().offset for tp in self._tps]
+        self._offsets = Offsets(config, timeout=5)
+        self._tps = [(tp.topic, tp.partition) for tp in partitions]
 
     def stable(self) -> int:
-        return sum(self.ends(IsolationLevel.READ_COMMITTED))
+        return total(self._offsets.last_stable(self._tps))
 
     def open_transaction(self) -> bool:
         """Records written past the last stable offset: a transaction is open (only the
         processors write to these partitions)."""
-        stable = self.ends(IsolationLevel.READ_COMMITTED)
-        written = self.ends(IsolationLevel.READ_UNCOMMITTED)
-        return any(w > s for s, w in zip(stable, written, strict=True))
+        stable = self._offsets.last_stable(self._tps)
+        return bool(open_transactions(stable, self._offsets.high_watermarks(self._tps)))
 
 
 def wait_until(predicate: Callable[[], bool], timeout: float, what: str, *procs: Spawned) -> None:

@@ -21,15 +21,17 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
 
 import pytest
-from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import TopicPartition
 
 from eos.config import EngineSettings
-from eos.ledger.demo import wait_caught_up
+from eos.errors import RunFailed
+from eos.kafka import offsets as kafka_offsets
 from eos.ledger.generator import LoadSpec, produce_payments
 from eos.ledger.settings import LedgerSettings
 from eos.ledger.setup import setup
 from eos.ledger.verify import Report, verify
 from eos.testing.cluster import KafkaCluster
+from eos.tools.demo import wait_caught_up
 from tests.integration.processes import EndOffsets, Spawned, wait_until
 
 PARTITIONS = 4
@@ -92,7 +94,7 @@ class Books:
             wait_caught_up(
                 self.engine, self.ledger, {p.name: p.proc for p in running}, timeout=timeout
             )
-        except SystemExit as exc:  # the demo's way to fail
+        except RunFailed as exc:  # the demo's way to fail
             raise AssertionError(f"{exc}\n" + "\n".join(p.tail() for p in running)) from None
 
     def verify(self) -> Report:
@@ -183,17 +185,14 @@ class Offsets(EndOffsets):
             s.dedup_changelog,
         )
         super().__init__(config, [TopicPartition(t, p) for t in outputs for p in range(PARTITIONS)])
-        self._consumer = Consumer({**config, "group.id": books.engine.group_id})
-        self._payments = [TopicPartition(s.payments_topic, p) for p in range(PARTITIONS)]
+        self._group = books.engine.group_id
+        self._offsets = kafka_offsets.Offsets(config)
+        self._payments = [(s.payments_topic, p) for p in range(PARTITIONS)]
 
-    def close(self) -> None:
-        self._consumer.close()
-
-    def committed(self, partitions: Iterable[int] = range(PARTITIONS)) -> int:
+    def payments(self, partitions: Iterable[int] = range(PARTITIONS)) -> int:
         """Payments committed by the group (on the given partitions)."""
-        wanted = set(partitions)
-        tps = self._consumer.committed(self._payments, timeout=10)
-        return sum(max(tp.offset, 0) for tp in tps if tp.partition in wanted)
+        wanted = [tp for tp in self._payments if tp[1] in set(partitions)]
+        return kafka_offsets.total(self._offsets.committed(self._group, wanted))
 
 
 def _assert_accounted(report: Report, inputs: Counter[str]) -> None:
@@ -216,32 +215,29 @@ def test_repeated_sigkill_mid_transaction_posts_every_payment_exactly_once(
     name = f"solo-{books.tag}"  # every restart has the same transactional.id
     offsets = Offsets(books)
     run = books.start(name)
-    try:
-        inputs = books.fund(run)
-        start = offsets.committed()
-        assert start == inputs["funding"]
+    inputs = books.fund(run)
+    start = offsets.payments()
+    assert start == inputs["funding"]
 
-        loader = Loader(books, replace(LOAD, seed=2))
-        kills = 3
-        for k in range(1, kills + 1):
-            # Each run commits its own share first (the kill before was not the end
-            # of it), then dies with a transaction open, mid-stream.
-            threshold = start + LOAD.count * k // (kills + 2)
+    loader = Loader(books, replace(LOAD, seed=2))
+    kills = 3
+    for k in range(1, kills + 1):
+        # Each run commits its own share first (the kill before was not the end
+        # of it), then dies with a transaction open, mid-stream.
+        threshold = start + LOAD.count * k // (kills + 2)
 
-            def reached(threshold: int = threshold) -> bool:
-                return offsets.committed() >= threshold
+        def reached(threshold: int = threshold) -> bool:
+            return offsets.payments() >= threshold
 
-            wait_until(reached, 90, f"{threshold:,} payments committed", run)
-            run.kill_mid_transaction(offsets.open_transaction)
-            assert run.proc.returncode == -signal.SIGKILL, run.tail()
-            run = books.start(name)
-        committed_before_final = offsets.committed()
+        wait_until(reached, 90, f"{threshold:,} payments committed", run)
+        run.kill_mid_transaction(offsets.open_transaction)
+        assert run.proc.returncode == -signal.SIGKILL, run.tail()
+        run = books.start(name)
+    committed_before_final = offsets.payments()
 
-        inputs += loader.join(120)
-        books.wait_caught_up(run, timeout=120)
-        assert run.stop() == 0, run.tail()
-    finally:
-        offsets.close()
+    inputs += loader.join(120)
+    books.wait_caught_up(run, timeout=120)
+    assert run.stop() == 0, run.tail()
 
     assert LOAD.count * kills // (kills + 2) <= committed_before_final - start < LOAD.count
     report = books.verify()
@@ -261,7 +257,7 @@ def test_a_second_instance_joins_mid_run_and_leaves_again(books: Books) -> None:
         inputs = books.fund(a)
         # Payments keep coming (about 2,000/s) until A has B's partitions back.
         loader = Loader(books, replace(LOAD, count=2_000, rate=2_000, seed=100), stop_load)
-        wait_until(lambda: offsets.committed() >= inputs["funding"] + 1_000, 30, "A to post", a)
+        wait_until(lambda: offsets.payments() >= inputs["funding"] + 1_000, 30, "A to post", a)
 
         b = books.start(f"b-{books.tag}")
         wait_until(lambda: bool(b.partitions("assigned", topic)), 60, "B assigned", a, b)
@@ -269,8 +265,8 @@ def test_a_second_instance_joins_mid_run_and_leaves_again(books: Books) -> None:
         assert to_b < set(range(PARTITIONS)), b.tail()
         assert to_b <= a.partitions("revoked", topic), a.tail()
         # B commits payments of its own partitions.
-        at_join = offsets.committed(to_b)
-        wait_until(lambda: offsets.committed(to_b) >= at_join + 500, 60, "B to post", a, b)
+        at_join = offsets.payments(to_b)
+        wait_until(lambda: offsets.payments(to_b) >= at_join + 500, 60, "B to post", a, b)
 
         assert b.stop() == 0, b.tail()
         assert to_b <= b.partitions("revoked", topic), b.tail()
@@ -282,17 +278,14 @@ def test_a_second_instance_joins_mid_run_and_leaves_again(books: Books) -> None:
             "A to get B's partitions back",
             a,
         )
-        at_return = offsets.committed(to_b)
-        wait_until(
-            lambda: offsets.committed(to_b) > at_return, 30, "A to post on B's partitions", a
-        )
+        at_return = offsets.payments(to_b)
+        wait_until(lambda: offsets.payments(to_b) > at_return, 30, "A to post on B's partitions", a)
 
         inputs += loader.join(60)
         books.wait_caught_up(a, timeout=90)
         assert a.stop() == 0, a.tail()
     finally:
         stop_load.set()
-        offsets.close()
 
     assert len(a.logged("eos.processor: assigned ")) >= 3, a.tail()
     assert b.processed() > 0, b.tail()
