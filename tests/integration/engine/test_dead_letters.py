@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import struct
 
 import fastavro
 from confluent_kafka import Producer
@@ -12,6 +11,7 @@ from eos.engine import dlq as h
 from eos.engine.app import build_processor
 from eos.examples.events import build
 from eos.serde.schemas import contract
+from eos.serde.wire import HEADER_SIZE, frame
 from tests.integration.engine.conftest import Pipeline, make_events
 
 
@@ -29,7 +29,7 @@ def _valid_bytes(pipeline: Pipeline, event: dict[str, object]) -> bytes:
         f"{pipeline.input}-value", Schema(schema.schema_str, "AVRO")
     )
     buf = io.BytesIO()
-    buf.write(struct.pack(">bI", 0, schema_id))
+    buf.write(frame(schema_id))
     fastavro.schemaless_writer(buf, schema.parsed, event)
     return buf.getvalue()
 
@@ -41,7 +41,7 @@ def test_each_kind_of_poison_goes_to_the_dlq_with_its_reason(pipeline: Pipeline)
     negative = _valid_bytes(pipeline, {**make_events(1, start=901)[0], "amount": -5})
     poison = {
         b"no-magic": (b"plain text, not avro", "NOT_WIRE_FORMAT"),
-        b"unknown-id": (struct.pack(">bI", 0, 987_654) + valid[5:], "UNKNOWN_SCHEMA"),
+        b"unknown-id": (frame(987_654) + valid[HEADER_SIZE:], "UNKNOWN_SCHEMA"),
         b"truncated": (valid[: len(valid) // 2], "MALFORMED_AVRO"),
         b"trailing": (valid + b"\x01\x02", "MALFORMED_AVRO"),
         b"invalid": (negative, "INVALID_VALUE"),

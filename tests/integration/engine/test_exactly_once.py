@@ -28,5 +28,6 @@ def test_every_input_yields_one_output_and_offsets_reach_the_end(pipeline: Pipel
     )
     offsets = committed_offsets(pipeline.cluster, pipeline.group, pipeline.input, 3)
     for partition, count in inputs_per_partition.items():
+        assert partition is not None
         # Each produced record is followed by nothing else; the group resumes after it.
         assert offsets[partition] == count

@@ -6,13 +6,13 @@ outputs are checked under read_committed: each input id exactly once, nothing mi
 
 from __future__ import annotations
 
-import io
 import signal
 import threading
 import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterable
+from typing import Any
 
 import fastavro
 from confluent_kafka import Message, Producer, TopicPartition
@@ -21,6 +21,7 @@ from confluent_kafka.schema_registry.avro import AvroSerializer
 from confluent_kafka.serialization import MessageField, SerializationContext
 
 from eos.serde.schemas import contract, load_schema
+from eos.serde.wire import split
 from eos.testing.helpers import committed_offsets, read_committed
 from tests.integration.engine.conftest import Pipeline, make_events
 from tests.integration.processes import EndOffsets, Spawned, wait_until
@@ -108,9 +109,9 @@ class Progress(EndOffsets):
         raise AssertionError(f"timed out after {timeout}s\n{instance.tail()}")
 
 
-def _decode(value: bytes | None, schema: object) -> dict[str, object]:
-    assert value is not None and value[:1] == b"\x00"
-    record = fastavro.schemaless_reader(io.BytesIO(value[5:]), schema, None)  # type: ignore[arg-type]
+def _decode(value: bytes | None, schema: Any) -> dict[str, object]:
+    _schema_id, payload = split(value)
+    record = fastavro.schemaless_reader(payload, schema, None)
     assert isinstance(record, dict)
     return record
 
@@ -152,7 +153,7 @@ def _assert_offsets_at_end(pipeline: Pipeline) -> None:
 
 
 def _some(items: Iterable[object]) -> list[object]:
-    return sorted(items, key=str)[:5]  # type: ignore[arg-type]
+    return sorted(items, key=str)[:5]
 
 
 def test_repeated_sigkill_mid_transaction_loses_and_duplicates_nothing(

@@ -3,12 +3,11 @@ garbage, and dead letters can be replayed to their topic exactly once. Real brok
 
 from __future__ import annotations
 
-import io
 import subprocess
 import sys
 from collections import Counter
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, cast
 
 import fastavro
 from confluent_kafka import Message, Producer
@@ -19,9 +18,11 @@ from confluent_kafka.serialization import MessageField, SerializationContext
 
 from eos.engine import dlq as h
 from eos.engine.app import build_processor
-from eos.engine.processor import EXIT_BREAKER, EXIT_OK, Processor
+from eos.engine.processor import Processor
+from eos.engine.stats import EXIT_BREAKER, EXIT_OK
 from eos.examples.events import build
 from eos.serde.schemas import contract, load_schema
+from eos.serde.wire import split
 from eos.testing.helpers import committed_offsets, read_committed
 from tests.integration.engine.conftest import Pipeline, make_events
 
@@ -38,14 +39,15 @@ def _ids(messages: Iterable[Message]) -> Counter[str]:
     """Input event ids of the enriched outputs, with how often each was written."""
     out: Counter[str] = Counter()
     for m in messages:
-        value = m.value()
-        assert value is not None
-        out[fastavro.schemaless_reader(io.BytesIO(value[5:]), ENRICHED)["id"]] += 1
+        _schema_id, payload = split(m.value())
+        value: Any = fastavro.schemaless_reader(payload, ENRICHED)
+        out[value["id"]] += 1
     return out
 
 
 def _headers(msg: Message) -> dict[str, str]:
-    return {k: v.decode() for k, v in (msg.headers() or [])}
+    raw: Any = msg.headers() or []
+    return {k: v.decode() for k, v in raw}
 
 
 def test_a_transient_failure_is_retried_and_each_output_written_once(pipeline: Pipeline) -> None:
@@ -158,7 +160,9 @@ def _produce_with_headers(
     producer = Producer({"bootstrap.servers": pipeline.cluster.bootstrap_servers})
     ctx = SerializationContext(pipeline.input, MessageField.VALUE)
     for e in events:
-        producer.produce(pipeline.input, key=e["account"], value=serialize(e, ctx), headers=headers)
+        producer.produce(
+            pipeline.input, key=e["account"], value=serialize(e, ctx), headers=cast(Any, headers)
+        )
     assert producer.flush(30) == 0
 
 

@@ -8,7 +8,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from confluent_kafka import Producer
@@ -69,7 +69,10 @@ class Books:
             {"bootstrap.servers": self.cluster.bootstrap_servers, "partitioner": "murmur2_random"}
         )
         producer.produce(
-            self.ledger.payments_topic, key=key.encode(), value=value, headers=headers or []
+            self.ledger.payments_topic,
+            key=key.encode(),
+            value=value,
+            headers=cast(Any, headers or []),
         )
         assert producer.flush(30) == 0
 
