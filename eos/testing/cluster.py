@@ -11,41 +11,23 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Iterator
-from dataclasses import dataclass
 
-from eos.stack.registry import RegistryNode
-from eos.stack.stack import Stack, StackSpec, kafka_answers
+from eos.stack.cluster import ConfigValue, KafkaCluster, external_cluster, local_stack
 
-ConfigValue = str | int | float | bool
-
-
-@dataclass(frozen=True)
-class KafkaCluster:
-    bootstrap_servers: str
-    schema_registry_url: str
-    source: str  # "external", "testcontainers" or "local stack"
-
-    def client_config(self, **extra: ConfigValue) -> dict[str, ConfigValue]:
-        return {"bootstrap.servers": self.bootstrap_servers, **extra}
+__all__ = ["ConfigValue", "KafkaCluster", "provide_cluster"]
 
 
 @contextlib.contextmanager
 def provide_cluster() -> Iterator[KafkaCluster]:
-    bootstrap = os.environ.get("EOS_BOOTSTRAP_SERVERS")
-    if bootstrap:
-        registry = os.environ.get("EOS_SCHEMA_REGISTRY_URL")
-        if not registry:
-            raise RuntimeError(
-                "EOS_BOOTSTRAP_SERVERS is set but EOS_SCHEMA_REGISTRY_URL is not; "
-                "the tests need both (the registry's Confluent-compatible URL)."
-            )
-        yield KafkaCluster(bootstrap, registry, "external")
+    external = external_cluster()
+    if external is not None:
+        yield external
         return
     if os.environ.get("EOS_TEST_NO_DOCKER") != "1" and _docker_answers():
         with _containers() as cluster:
             yield cluster
         return
-    with _local_stack() as cluster:
+    with local_stack() as cluster:
         yield cluster
 
 
@@ -88,18 +70,3 @@ def _containers() -> Iterator[KafkaCluster]:
                 wait_for_logs(registry, "Server started", timeout=120)
                 url = f"http://{registry.get_container_host_ip()}:{registry.get_exposed_port(8081)}"
                 yield KafkaCluster(kafka.get_bootstrap_server(), url, "testcontainers")
-
-
-@contextlib.contextmanager
-def _local_stack() -> Iterator[KafkaCluster]:
-    stack = Stack()
-    spec = StackSpec()
-    # Whoever started it, a broker and registry answering on the stack's ports will do.
-    already = kafka_answers(spec.bootstrap_servers) and RegistryNode(spec.registry_port).ready()
-    if not already:
-        stack.up(spec)
-    try:
-        yield KafkaCluster(spec.bootstrap_servers, str(spec.registry_url), "local stack")
-    finally:
-        if not already and os.environ.get("EOS_KEEP_STACK") != "1":
-            stack.down()

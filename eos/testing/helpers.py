@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartition
-from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
+from confluent_kafka import KafkaError, Message, Producer
 from confluent_kafka.schema_registry import SchemaRegistryClient, topic_subject_name_strategy
 from confluent_kafka.schema_registry.avro import AvroSerializer
 from confluent_kafka.serialization import MessageField, SerializationContext
 
+from eos.kafka import admin
+from eos.kafka.offsets import Offsets
 from eos.kafka.reader import read_topics
 from eos.testing.cluster import KafkaCluster
 
@@ -24,14 +24,7 @@ def create_topic(
     config: Mapping[str, str] | None = None,
 ) -> str:
     """Create a topic with a unique name and wait until the cluster has it."""
-    name = f"{prefix}-{uuid.uuid4().hex[:10]}"
-    admin = AdminClient(cluster.client_config())
-    futures = admin.create_topics(
-        [NewTopic(name, partitions, replication, config=dict(config or {}))],
-        operation_timeout=30,
-    )
-    futures[name].result(timeout=60)
-    return name
+    return admin.create_topic(cluster.client_config(), prefix, partitions, replication, config)
 
 
 def produce_avro(
@@ -86,9 +79,6 @@ def committed_offsets(
     cluster: KafkaCluster, group: str, topic: str, partitions: int = 1
 ) -> dict[int, int]:
     """The group's committed offset per partition (-1001 when none)."""
-    consumer = Consumer(cluster.client_config(**{"group.id": group}))
-    try:
-        tps = consumer.committed([TopicPartition(topic, p) for p in range(partitions)], timeout=10)
-        return {tp.partition: tp.offset for tp in tps}
-    finally:
-        consumer.close()
+    tps = [(topic, p) for p in range(partitions)]
+    committed = Offsets(cluster.client_config()).committed(group, tps)
+    return {p: committed.get((topic, p), -1001) for _topic, p in tps}
