@@ -39,18 +39,18 @@ integration: install
 # Exactly-once against at-least-once on the local broker; figures to bench-results/latest.json.
 bench: install
 	@if [ -z "$$EOS_BOOTSTRAP_SERVERS" ]; then $(EOS) stack up; fi
-	EOS_TEST_NO_DOCKER=$${EOS_TEST_NO_DOCKER:-1} $(BIN)/python -m eos.bench $(BENCH_ARGS)
+	$(EOS) bench $(BENCH_ARGS)
 
 # The ledger end to end: topics, 100,000 payments, two processors (one SIGKILLed and
 # restarted midway), the verifier and a summary table.
 demo: install
 	@if [ -z "$$EOS_BOOTSTRAP_SERVERS" ]; then $(EOS) stack up; fi
-	EOS_TEST_NO_DOCKER=$${EOS_TEST_NO_DOCKER:-1} $(BIN)/python -m eos.ledger.demo $(DEMO_ARGS)
+	$(EOS) demo $(DEMO_ARGS)
 
 lint: install
 	$(BIN)/ruff check eos tests
 	$(BIN)/ruff format --check eos tests
-	$(BIN)/mypy eos
+	$(BIN)/mypy eos tests
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache bench-results

@@ -7,7 +7,7 @@ anything else catches it. `PermanentError` and `TransientError` are what a trans
 
 from __future__ import annotations
 
-__all__ = ["ConfigurationError", "EosError", "PermanentError", "TransientError"]
+__all__ = ["ConfigurationError", "EosError", "PermanentError", "RunFailed", "TransientError"]
 
 
 class EosError(Exception):
@@ -25,3 +25,7 @@ class TransientError(EosError):
 
 class ConfigurationError(EosError):
     """The setup is wrong (a missing topic, a bad setting): the message says what to fix."""
+
+
+class RunFailed(EosError):
+    """A run of a tool (the demo, the benchmark) could not complete: the message says why."""

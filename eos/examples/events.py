@@ -7,7 +7,6 @@ times this process sees the event, `crash` -> an unexpected exception (isolated)
 
 from __future__ import annotations
 
-import sys
 from collections import Counter
 
 from pydantic import BaseModel, Field
@@ -65,38 +64,3 @@ def build(settings: EngineSettings) -> App:
     return App(
         "events", transform, {t: event for t in inputs}, {output: contract("enriched_event")}
     )
-
-
-def run_command(
-    bootstrap: str,
-    registry_url: str,
-    group: str,
-    topics: tuple[str, str, str],
-    instance: str,
-    *extra: str,
-) -> list[str]:
-    """The command line of one `eos run events` process: group, (input, output, DLQ)
-    topics and instance, then `extra` flags."""
-    input_topic, output_topic, dlq_topic = topics
-    return [
-        sys.executable,
-        "-m",
-        "eos",
-        "run",
-        "events",
-        "--bootstrap-servers",
-        bootstrap,
-        "--schema-registry-url",
-        registry_url,
-        "--group-id",
-        group,
-        "--input-topics",
-        input_topic,
-        "--output-topic",
-        output_topic,
-        "--dlq-topic",
-        dlq_topic,
-        "--instance-id",
-        instance,
-        *extra,
-    ]

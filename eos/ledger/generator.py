@@ -21,6 +21,7 @@ from eos.config import EngineSettings
 from eos.kafka.clients import make_registry, producer_config
 from eos.kafka.produce import Encoded, produce
 from eos.ledger.app import CORRELATION_ID, REPLY_TO
+from eos.ledger.errors import UndeliveredRecords
 from eos.ledger.models import PaymentRequest
 from eos.ledger.settings import LedgerSettings
 from eos.progress import Progress
@@ -155,8 +156,8 @@ def produce_payments(engine: EngineSettings, ledger: LedgerSettings, spec: LoadS
                 break
     remaining = producer.flush(120)
     if errors or remaining:
-        raise SystemExit(
-            f"produce payments: {len(errors)} delivery errors "
+        raise UndeliveredRecords(
+            f"{len(errors)} delivery errors "
             f"({errors[0].str() if errors else ''}), {remaining} undelivered"
         )
     progress.done(spec.count)

@@ -6,6 +6,7 @@ from confluent_kafka.admin import NewTopic  # type: ignore[attr-defined]
 
 from eos.config import EngineSettings
 from eos.kafka.clients import make_admin, make_registry
+from eos.ledger.errors import TopicsNotCoPartitioned
 from eos.ledger.settings import LedgerSettings
 from eos.serde import compat
 from eos.serde.avro import AvroContract
@@ -52,7 +53,7 @@ def setup(engine: EngineSettings, partitions: int, replication: int, say: object
         if spec.topic in existing:
             have = len(existing[spec.topic].partitions)
             if have != partitions and spec.topic != engine.dlq_topic:
-                raise SystemExit(
+                raise TopicsNotCoPartitioned(
                     f"topic {spec.topic} exists with {have} partitions, not {partitions}; "
                     "the ledger needs its topics co-partitioned"
                 )

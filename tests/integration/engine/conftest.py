@@ -13,10 +13,10 @@ from typing import Any
 import pytest
 
 from eos.config import EngineSettings
-from eos.examples.events import run_command
 from eos.serde.schemas import load_schema
 from eos.testing.cluster import KafkaCluster
 from eos.testing.helpers import create_topic, produce_avro, read_committed
+from eos.tools.commands import run_command
 
 
 @dataclass

@@ -10,18 +10,20 @@ from __future__ import annotations
 
 import io
 import json
-import struct
+import os
 import threading
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
+from unittest import mock
 
 import fastavro
 import pytest
 from confluent_kafka import KafkaError, Message, Producer
 from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
 
+from eos.cli import main
 from eos.engine import dlq as h
 from eos.kafka.partitioner import partition_for
 from eos.ledger.settings import LedgerSettings
@@ -32,11 +34,11 @@ from eos.ledger.verify import (
     LEG_WITHOUT_CREDIT_ENTRY,
     MISSING_OUTCOME,
     Report,
-    run_verify,
     verify,
 )
 from eos.serde.avro import AvroContract
 from eos.serde.schemas import contract
+from eos.serde.wire import frame
 from eos.testing.cluster import KafkaCluster
 from eos.testing.helpers import create_topic
 
@@ -58,7 +60,7 @@ class Books:
     def register(self, topic: str, name: str) -> None:
         c = contract(name)
         schema_id = self.registry.register_schema(f"{topic}-value", Schema(c.schema_str, "AVRO"))
-        self.headers_by_topic[topic] = (struct.pack(">bI", 0, schema_id), c)
+        self.headers_by_topic[topic] = (frame(schema_id), c)
 
     def avro(self, topic: str, value: dict[str, Any]) -> bytes:
         header, c = self.headers_by_topic[topic]
@@ -131,9 +133,19 @@ class Books:
         )
 
     def run_verify(self) -> int:
-        return run_verify(
-            self.cluster.bootstrap_servers, self.cluster.schema_registry_url, self.ledger, self.dlq
-        )
+        """`eos verify ledger` on these books, as a user runs it."""
+        argv = [
+            "verify",
+            "ledger",
+            "--bootstrap-servers",
+            self.cluster.bootstrap_servers,
+            "--schema-registry-url",
+            self.cluster.schema_registry_url,
+            "--dlq-topic",
+            self.dlq,
+        ]
+        with mock.patch.dict(os.environ, self.ledger.topic_env()):
+            return main(argv)
 
 
 @pytest.fixture
@@ -375,7 +387,8 @@ def test_an_undecodable_input_missing_from_the_dlq_fails(
     where = f"{books.ledger.payments_topic}[{p}]@{o}"
     assert len(report.named[MISSING_OUTCOME]) == 1
     assert f"undecodable input {where}" in report.named[MISSING_OUTCOME][0]
-    assert f"undecodable input {where} (NOT_WIRE_FORMAT: magic byte -1) is not in the DLQ" in out
+    why = "NOT_WIRE_FORMAT: magic byte is 255, expected 0"  # read unsigned
+    assert f"undecodable input {where} ({why}) is not in the DLQ" in out
     assert report.violation_count == 1
 
 

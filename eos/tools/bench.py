@@ -1,4 +1,4 @@
-"""`make bench`: exactly-once against at-least-once on the same broker, in the same run.
+"""`eos bench`: exactly-once against at-least-once on the same broker, in the same run.
 
 Two phases per mode, each processor a separate process (as in production):
 - throughput: 200,000 preloaded Avro events (~200 bytes), processed until caught up;
@@ -10,18 +10,16 @@ Two phases per mode, each processor a separate process (as in production):
 
 from __future__ import annotations
 
-import argparse
 import io
 import json
 import os
 import signal
-import struct
 import subprocess
-import sys
 import tempfile
 import threading
 import time
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -29,43 +27,51 @@ import fastavro
 from confluent_kafka import Consumer, Producer
 from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
 
-from eos.examples.events import run_command
+from eos.errors import RunFailed
+from eos.kafka.admin import create_topic
+from eos.kafka.offsets import Offsets, total
 from eos.kafka.produce import Encoded, produce
 from eos.progress import Progress
 from eos.serde.schemas import contract
-from eos.testing.cluster import KafkaCluster, provide_cluster
-from eos.testing.helpers import create_topic
+from eos.serde.wire import frame, split
+from eos.stack.cluster import KafkaCluster, provide_cluster
+from eos.tools.commands import run_command
+
+__all__ = ["MODES", "BenchOptions", "bench"]
 
 MODES = ("exactly_once", "at_least_once")
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="eos-bench", description=__doc__)
-    parser.add_argument("--records", type=int, default=200_000)
-    parser.add_argument("--partitions", type=int, default=6)
-    parser.add_argument("--latency-rate", type=int, default=5_000, help="events/s")
-    parser.add_argument("--latency-seconds", type=float, default=10.0)
-    parser.add_argument("--batch-max-records", type=int, default=None)
-    parser.add_argument("--batch-max-ms", type=int, default=None)
-    parser.add_argument("--out", type=Path, default=Path("bench-results/latest.json"))
-    args = parser.parse_args(argv)
+@dataclass(frozen=True)
+class BenchOptions:
+    records: int = 200_000
+    partitions: int = 6
+    latency_rate: int = 5_000  # events/s
+    latency_seconds: float = 10.0
+    batch_max_records: int | None = None  # None: the engine's default
+    batch_max_ms: int | None = None
+    out: Path = Path("bench-results/latest.json")
 
+
+def bench(opts: BenchOptions) -> None:
+    """Both modes on the cluster `provide_cluster` finds; the table to stdout, the figures
+    to `opts.out`. RunFailed when a run does not process every record."""
     with provide_cluster() as cluster:
         print(f"cluster: {cluster.bootstrap_servers} ({cluster.source})", flush=True)
-        results = [run_mode(cluster, mode, args) for mode in MODES]
-    report(results, args.out)
-    return 0
+        results = [run_mode(cluster, mode, opts) for mode in MODES]
+    report(results, opts.out)
 
 
-def run_mode(cluster: KafkaCluster, mode: str, args: argparse.Namespace) -> dict[str, Any]:
+def run_mode(cluster: KafkaCluster, mode: str, opts: BenchOptions) -> dict[str, Any]:
     tag = f"{mode.replace('_', '')}-{uuid.uuid4().hex[:6]}"
+    config = cluster.client_config()
     topics = {
-        "input": create_topic(cluster, f"bench-in-{tag}", args.partitions),
-        "output": create_topic(cluster, f"bench-out-{tag}", args.partitions),
-        "dlq": create_topic(cluster, f"bench-dlq-{tag}", 1),
+        "input": create_topic(config, f"bench-in-{tag}", opts.partitions),
+        "output": create_topic(config, f"bench-out-{tag}", opts.partitions),
+        "dlq": create_topic(config, f"bench-dlq-{tag}", 1),
     }
-    print(f"\n== {mode}: preloading {args.records:,} events into {topics['input']}", flush=True)
-    preload(cluster, topics["input"], args.records)
+    print(f"\n== {mode}: preloading {opts.records:,} events into {topics['input']}", flush=True)
+    preload(cluster, topics["input"], opts.records)
 
     stats_file = Path(tempfile.mkstemp(suffix=".json")[1])
     print(f"== {mode}: processing until caught up", flush=True)
@@ -75,27 +81,27 @@ def run_mode(cluster: KafkaCluster, mode: str, args: argparse.Namespace) -> dict
         mode,
         topics,
         f"g-{tag}",
-        args,
+        opts,
         "--until-caught-up",
         "--stats-json",
         str(stats_file),
     )
-    watch_progress(proc, cluster, topics["output"], args.records)
+    watch_progress(proc, cluster, topics["output"], opts.records)
     # Process start to exit: includes interpreter start, init_transactions and the group join.
     wall = round(time.monotonic() - spawned, 3)
     stats = json.loads(stats_file.read_text())
     stats_file.unlink()
-    if stats["records"] != args.records or stats["exit_code"] != 0:
-        raise SystemExit(
-            f"{mode}: processed {stats['records']} of {args.records} "
+    if stats["records"] != opts.records or stats["exit_code"] != 0:
+        raise RunFailed(
+            f"{mode}: processed {stats['records']} of {opts.records} "
             f"(exit {stats['exit_code']}); see the log above"
         )
 
     print(
-        f"== {mode}: latency at {args.latency_rate:,} events/s for {args.latency_seconds:.0f}s",
+        f"== {mode}: latency at {opts.latency_rate:,} events/s for {opts.latency_seconds:.0f}s",
         flush=True,
     )
-    p50, p99, seen = measure_latency(cluster, mode, topics, f"g-{tag}", args)
+    p50, p99, seen = measure_latency(cluster, mode, topics, f"g-{tag}", opts)
     busy = stats["busy_seconds"]
     return {
         "mode": mode,
@@ -111,7 +117,7 @@ def run_mode(cluster: KafkaCluster, mode: str, args: argparse.Namespace) -> dict
         "p50_ms": p50,
         "p99_ms": p99,
         "latency_samples": seen,
-        "latency_rate_per_s": args.latency_rate,
+        "latency_rate_per_s": opts.latency_rate,
     }
 
 
@@ -119,7 +125,7 @@ def _encoder(cluster: KafkaCluster, topic: str) -> tuple[bytes, Any]:
     registry = SchemaRegistryClient({"url": cluster.schema_registry_url})
     event = contract("event")
     schema_id = registry.register_schema(f"{topic}-value", Schema(event.schema_str, "AVRO"))
-    return struct.pack(">bI", 0, schema_id), event.parsed
+    return frame(schema_id), event.parsed
 
 
 def _event(i: int, header: bytes, parsed: Any) -> bytes:
@@ -161,7 +167,7 @@ def preload(cluster: KafkaCluster, topic: str, count: int) -> None:
             producer.poll(0)
             progress.update(i)
     if producer.flush(120):
-        raise SystemExit("preload: records still undelivered after 120 s")
+        raise RunFailed("preload: records still undelivered after 120 s")
     progress.done(count)
     print(f"  average value size {size / count:.0f} bytes", flush=True)
 
@@ -171,7 +177,7 @@ def spawn(
     mode: str,
     topics: dict[str, str],
     group: str,
-    args: argparse.Namespace,
+    opts: BenchOptions,
     *extra: str,
 ) -> subprocess.Popen[bytes]:
     cmd = run_command(
@@ -184,46 +190,32 @@ def spawn(
         mode,
         *extra,
     )
-    if args.batch_max_records:
-        cmd += ["--batch-max-records", str(args.batch_max_records)]
-    if args.batch_max_ms:
-        cmd += ["--batch-max-ms", str(args.batch_max_ms)]
+    if opts.batch_max_records:
+        cmd += ["--batch-max-records", str(opts.batch_max_records)]
+    if opts.batch_max_ms:
+        cmd += ["--batch-max-ms", str(opts.batch_max_ms)]
     log = open(Path(tempfile.gettempdir()) / f"eos-bench-{group}.log", "wb")  # noqa: SIM115
     return subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
 
 
 def watch_progress(
-    proc: subprocess.Popen[bytes], cluster: KafkaCluster, topic: str, total: int
+    proc: subprocess.Popen[bytes], cluster: KafkaCluster, topic: str, expected: int
 ) -> None:
     """A progress line from the output topic's high watermarks while the processor runs."""
-    consumer = Consumer(
-        {
-            "bootstrap.servers": cluster.bootstrap_servers,
-            "group.id": f"watch-{uuid.uuid4().hex[:6]}",
-        }
-    )
-    progress = Progress("process", total)
-    try:
-        from confluent_kafka import TopicPartition
-
-        parts = consumer.list_topics(topic, timeout=10).topics[topic].partitions
-        while proc.poll() is None:
-            done = sum(
-                consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=5)[1]
-                for p in parts
-            )
-            progress.update(min(done, total))
-            time.sleep(1)
-    finally:
-        consumer.close()
-    progress.done(total)
+    offsets = Offsets(cluster.client_config())
+    partitions = offsets.partitions([topic])
+    progress = Progress("process", expected)
+    while proc.poll() is None:
+        progress.update(min(total(offsets.high_watermarks(partitions)), expected))
+        time.sleep(1)
+    progress.done(expected)
 
 
 def measure_latency(
-    cluster: KafkaCluster, mode: str, topics: dict[str, str], group: str, args: argparse.Namespace
+    cluster: KafkaCluster, mode: str, topics: dict[str, str], group: str, opts: BenchOptions
 ) -> tuple[float, float, int]:
-    proc = spawn(cluster, mode, topics, group, args)
-    count = int(args.latency_rate * args.latency_seconds)
+    proc = spawn(cluster, mode, topics, group, opts)
+    count = int(opts.latency_rate * opts.latency_seconds)
     latencies: list[float] = []
     stop = threading.Event()
 
@@ -237,7 +229,6 @@ def measure_latency(
             }
         )
         consumer.subscribe([topics["output"]])
-        header_len = 5
         parsed = contract("enriched_event").parsed
         while not stop.is_set():
             # Small, quick polls: a batch wait here would count as processing latency.
@@ -245,8 +236,8 @@ def measure_latency(
                 if msg.error():
                     continue
                 seen = time.time() * 1000
-                raw = msg.value() or b""
-                value: Any = fastavro.schemaless_reader(io.BytesIO(raw[header_len:]), parsed)
+                _schema_id, payload = split(msg.value())
+                value: Any = fastavro.schemaless_reader(payload, parsed)
                 if value["seq"] >= 10**9:
                     latencies.append(seen - value["input_created_at_ms"])
         consumer.close()
@@ -259,7 +250,7 @@ def measure_latency(
     start = time.monotonic()
     for i in range(count):
         # Pace the stream; the event carries its own creation time, taken at send.
-        target = start + i / args.latency_rate
+        target = start + i / opts.latency_rate
         delay = target - time.monotonic()
         if delay > 0:
             time.sleep(delay)
@@ -278,7 +269,7 @@ def measure_latency(
     proc.send_signal(signal.SIGTERM)
     proc.wait(60)
     if not latencies:
-        raise SystemExit(f"{mode}: no output seen in the latency phase")
+        raise RunFailed(f"{mode}: no output seen in the latency phase")
     latencies.sort()
     p50 = latencies[len(latencies) // 2]
     p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))]
@@ -327,7 +318,3 @@ def report(results: list[dict[str, Any]], out: Path) -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=2))
     print(f"written to {out}")
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,0 +1,40 @@
+"""The `eos` command. Every argument of every command is parsed in this package.
+
+Shell completion comes with click: `eval "$(_EOS_COMPLETE=bash_source eos)"` (zsh_source,
+fish_source for the other shells).
+"""
+
+from __future__ import annotations
+
+import click
+
+from eos.cli.bench import bench, demo
+from eos.cli.common import CONTEXT_SETTINGS, SuggestingGroup
+from eos.cli.ledger import ledger, produce, verify
+from eos.cli.run import dlq, run
+from eos.cli.schemas import schemas
+from eos.cli.stack import stack
+
+__all__ = ["cli", "main"]
+
+
+@click.group("eos", cls=SuggestingGroup, context_settings=CONTEXT_SETTINGS)
+def cli() -> None:
+    """Exactly-once consume-transform-produce on Apache Kafka."""
+
+
+for _command in (stack, run, dlq, ledger, produce, verify, schemas, bench, demo):
+    cli.add_command(_command)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run `eos` with `argv` (default: the process's arguments); returns the exit code."""
+    try:
+        result = cli.main(args=argv, prog_name="eos", standalone_mode=False)
+    except click.ClickException as exc:
+        exc.show()
+        return exc.exit_code
+    except click.Abort:
+        click.echo("Aborted!", err=True)
+        return 1
+    return result if isinstance(result, int) else 0

@@ -1,0 +1,96 @@
+"""`eos bench` and `eos demo`: the tools in eos.tools, on the cluster EOS_BOOTSTRAP_SERVERS
+and EOS_SCHEMA_REGISTRY_URL name, else on the local stack (started when not running)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from eos.cli.common import CONTEXT_SETTINGS, exit_with, fail
+from eos.errors import EosError
+
+__all__ = ["bench", "demo"]
+
+
+@click.command("bench", context_settings=CONTEXT_SETTINGS)
+@click.option("--records", type=int, default=200_000, show_default=True)
+@click.option("--partitions", type=int, default=6, show_default=True)
+@click.option("--latency-rate", type=int, default=5_000, show_default=True, help="Events/s.")
+@click.option("--latency-seconds", type=float, default=10.0, show_default=True)
+@click.option(
+    "--batch-max-records",
+    type=int,
+    default=None,
+    help="For the processors (EOS_BATCH_MAX_RECORDS).",
+)
+@click.option(
+    "--batch-max-ms", type=int, default=None, help="For the processors (EOS_BATCH_MAX_MS)."
+)
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=Path("bench-results/latest.json"),
+    show_default=True,
+)
+def bench(
+    records: int,
+    partitions: int,
+    latency_rate: int,
+    latency_seconds: float,
+    batch_max_records: int | None,
+    batch_max_ms: int | None,
+    out: Path,
+) -> None:
+    """Exactly-once against at-least-once on the same broker, in the same run.
+
+    Per mode, a processor process works through preloaded events until caught up
+    (throughput), then another handles a steady stream (latency, p50 and p99). Prints a
+    table and writes the figures as JSON.
+    """
+    from eos.tools.bench import BenchOptions
+    from eos.tools.bench import bench as run_bench
+
+    opts = BenchOptions(
+        records=records,
+        partitions=partitions,
+        latency_rate=latency_rate,
+        latency_seconds=latency_seconds,
+        batch_max_records=batch_max_records,
+        batch_max_ms=batch_max_ms,
+        out=out,
+    )
+    try:
+        run_bench(opts)
+    except EosError as exc:
+        fail(f"eos bench: {exc}", 1)
+
+
+@click.command("demo", context_settings=CONTEXT_SETTINGS)
+@click.option("--payments", type=int, default=100_000, show_default=True)
+@click.option("--partitions", type=int, default=6, show_default=True)
+@click.option("--accounts", type=int, default=300, show_default=True)
+@click.option(
+    "--no-crash",
+    is_flag=True,
+    help="Skip the SIGKILL and restart, to measure steady-state throughput.",
+)
+def demo(payments: int, partitions: int, accounts: int, no_crash: bool) -> None:
+    """The ledger end to end, with a crash in the middle, then the verifier.
+
+    Creates a fresh set of topics, starts two `eos run ledger` processes, produces
+    payments (with duplicates, invalid ones and undecodable bytes), SIGKILLs one processor
+    midway and restarts it, waits until everything is processed, verifies, and prints a
+    summary. Exit 0 when the ledger verifies.
+    """
+    from eos.tools.demo import DemoOptions
+    from eos.tools.demo import demo as run_demo
+
+    opts = DemoOptions(
+        payments=payments, partitions=partitions, accounts=accounts, no_crash=no_crash
+    )
+    try:
+        code = run_demo(opts)
+    except EosError as exc:
+        fail(f"eos demo: {exc}", 1)
+    exit_with(code)

@@ -1,0 +1,116 @@
+"""EngineSettings as click options, generated from the pydantic model.
+
+Each command declares the settings it uses (`engine_options("bootstrap_servers", ...)`)
+and shows only those. Every option defaults to None and only the flags given reach the
+model, so precedence stays flag > EOS_* environment > .env > default. Nested and dict
+settings (security, client overrides) come from the environment only.
+"""
+
+from __future__ import annotations
+
+import types
+from collections.abc import Callable, Mapping
+from enum import Enum
+from typing import Any, Literal, TypeVar, Union, get_args, get_origin
+
+import click
+from pydantic import ValidationError
+
+from eos.cli.common import fail
+from eos.config import EngineSettings
+from eos.ledger.settings import LedgerSettings
+
+__all__ = [
+    "CONNECTION",
+    "ENGINE_FIELDS",
+    "engine_options",
+    "engine_settings",
+    "ledger_settings",
+    "settings_error",
+]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+ENV_PREFIX = "EOS_"
+_ENV_ONLY = {"security", "client_overrides"}
+ENGINE_FIELDS = tuple(name for name in EngineSettings.model_fields if name not in _ENV_ONLY)
+CONNECTION = ("bootstrap_servers", "schema_registry_url")
+
+
+def engine_options(*names: str) -> Callable[[F], F]:
+    """One option per EngineSettings field in `names` (every flag-settable field when none
+    is named), passed to the command as keyword arguments of the field's name."""
+    chosen = names or ENGINE_FIELDS
+    unknown = set(chosen) - set(ENGINE_FIELDS)
+    if unknown:
+        raise ValueError(f"not flag-settable EngineSettings fields: {sorted(unknown)}")
+
+    def decorate(command: F) -> F:
+        for name in reversed(chosen):  # the first option decorated last shows first
+            command = click.option(
+                "--" + name.replace("_", "-"),
+                name,
+                default=None,
+                metavar=_metavar(EngineSettings.model_fields[name].annotation),
+                help=_help(name),
+            )(command)
+        return command
+
+    return decorate
+
+
+def engine_settings(given: Mapping[str, Any], **overrides: Any) -> EngineSettings:
+    """The settings from the flags in `given` that were used, then `overrides`, over the
+    environment and .env; exits 2 naming each invalid setting."""
+    explicit = {k: v for k, v in given.items() if k in ENGINE_FIELDS and v is not None}
+    if "input_topics" in explicit:
+        explicit["input_topics"] = [t for t in explicit["input_topics"].split(",") if t]
+    explicit.update(overrides)
+    try:
+        return EngineSettings(**explicit)
+    except ValidationError as exc:
+        fail(settings_error(exc), 2)
+
+
+def ledger_settings() -> LedgerSettings:
+    """The ledger's settings (EOS_LEDGER_* and .env); exits 2 when they are invalid."""
+    try:
+        return LedgerSettings()
+    except ValidationError as exc:
+        fail(settings_error(exc), 2)
+
+
+def settings_error(exc: ValidationError) -> str:
+    lines = ["invalid settings:"]
+    for err in exc.errors():
+        loc = "_".join(str(p) for p in err["loc"]).upper()
+        name = f"EOS_{loc} / --{loc.lower().replace('_', '-')}" if loc else "settings"
+        lines.append(f"  {name}: {err['msg']}")
+    return "\n".join(lines)
+
+
+def _help(name: str) -> str:
+    info = EngineSettings.model_fields[name]
+    extra = [f"env: {ENV_PREFIX}{name.upper()}"]
+    default = info.get_default(call_default_factory=True)
+    if isinstance(default, Enum):
+        default = default.value
+    if default not in (None, [], {}):
+        extra.append(f"default: {default}")
+    text = f"{info.description} " if info.description else ""
+    return f"{text}[{'; '.join(extra)}]"
+
+
+def _metavar(annotation: Any) -> str:
+    origin = get_origin(annotation)
+    if origin in (Union, types.UnionType):
+        inner = [a for a in get_args(annotation) if a is not type(None)]
+        return _metavar(inner[0]) if len(inner) == 1 else "TEXT"
+    if origin is Literal:
+        return "[" + "|".join(str(a) for a in get_args(annotation)) + "]"
+    if origin is list:
+        return "A,B,..."
+    if isinstance(annotation, type) and issubclass(annotation, Enum):
+        return "[" + "|".join(str(m.value) for m in annotation) + "]"
+    names = {int: "INTEGER", float: "FLOAT", bool: "BOOLEAN"}
+    return names.get(annotation, "TEXT")
