@@ -61,3 +61,25 @@ RECORD_ERRORS = frozenset(
 
 def is_record_error(error: KafkaError) -> bool:
     return error.code() in RECORD_ERRORS
+
+
+# Errors that pass once the cluster settles: a coordinator loading or moving, an offset
+# still inside an open transaction, a broker briefly out of reach. librdkafka does not
+# flag all of them retriable in every API's result.
+SETTLING_ERRORS = frozenset(
+    {
+        KafkaError.COORDINATOR_LOAD_IN_PROGRESS,
+        KafkaError.COORDINATOR_NOT_AVAILABLE,
+        KafkaError.NOT_COORDINATOR,
+        KafkaError.UNSTABLE_OFFSET_COMMIT,
+        KafkaError.REQUEST_TIMED_OUT,
+        KafkaError._TIMED_OUT,
+        KafkaError._TRANSPORT,
+        KafkaError._ALL_BROKERS_DOWN,
+    }
+)
+
+
+def is_settling(error: KafkaError) -> bool:
+    """True when asking again later is the answer."""
+    return error.retriable() or error.code() in SETTLING_ERRORS

@@ -24,7 +24,7 @@ from confluent_kafka import (
 from confluent_kafka.admin import AdminClient, OffsetSpec  # type: ignore[attr-defined]
 
 from eos.kafka.clients import connection_config
-from eos.kafka.errors import kafka_error
+from eos.kafka.errors import is_settling, kafka_error
 
 __all__ = ["TP", "Offsets", "PartitionCounts", "consumer_lag", "lag", "open_transactions", "total"]
 
@@ -114,14 +114,19 @@ class Offsets:
                 request_timeout=self._timeout,
             )
             try:
-                result = futures[group].result(timeout=self._timeout)
+                result = futures[group].result(timeout=self._timeout).topic_partitions or []
+                # A partition whose offset is still inside an open transaction answers
+                # UNSTABLE_OFFSET_COMMIT: ask again rather than read it as "none".
+                unstable = [tp.error for tp in result if tp.error is not None]
+                if unstable:
+                    raise KafkaException(unstable[0])
             except KafkaException as exc:
                 # A coordinator still loading or moving (a cold or bouncing broker).
-                if not kafka_error(exc).retriable() or time.monotonic() > deadline:
+                if not is_settling(kafka_error(exc)) or time.monotonic() > deadline:
                     raise
                 time.sleep(0.2)
                 continue
-            return {(tp.topic, tp.partition): tp.offset for tp in result.topic_partitions or []}
+            return {(tp.topic, tp.partition): tp.offset for tp in result}
 
     def _ends(self, partitions: Iterable[TP], level: IsolationLevel) -> dict[TP, int]:
         latest = OffsetSpec.latest()  # type: ignore[no-untyped-call]
