@@ -28,6 +28,7 @@ __all__ = [
     "DecodeError",
     "EncodeError",
     "RegistryUnavailable",
+    "read_payload",
     "subject_for",
 ]
 
@@ -65,13 +66,7 @@ class AvroDecoder:
         schema_id, buf = split(data)
         writer = self._writers.get(schema_id)
         reader = None if writer is self._contract.parsed else self._contract.parsed
-        try:
-            value = fastavro.schemaless_reader(buf, writer, reader)
-        except Exception as exc:  # fastavro raises EOFError, ValueError, IndexError, ...
-            raise DecodeError("MALFORMED_AVRO", f"{type(exc).__name__}: {exc}") from exc
-        extra = trailing(buf)
-        if extra:
-            raise DecodeError("MALFORMED_AVRO", f"{extra} trailing bytes after the record")
+        value = read_payload(buf, writer, reader)
         model = self._contract.model
         if model is None:
             return value
@@ -126,6 +121,20 @@ class AvroEncoder:
         except Exception as exc:  # fastavro raises ValueError/TypeError/KeyError on misfit
             raise EncodeError(f"value does not fit the output schema: {exc}") from exc
         return buf.getvalue()
+
+
+def read_payload(payload: io.BytesIO, writer: Any, reader: Any = None) -> Any:
+    """One Avro value from a split payload (see eos.serde.wire.split), written with
+    `writer` and resolved to `reader`; DecodeError when it does not parse or leaves bytes
+    over."""
+    try:
+        value = fastavro.schemaless_reader(payload, writer, reader)
+    except Exception as exc:  # fastavro raises EOFError, ValueError, IndexError, ...
+        raise DecodeError("MALFORMED_AVRO", f"{type(exc).__name__}: {exc}") from exc
+    extra = trailing(payload)
+    if extra:
+        raise DecodeError("MALFORMED_AVRO", f"{extra} trailing bytes after the record")
+    return value
 
 
 def _same_schema(a: Any, b: Any) -> bool:

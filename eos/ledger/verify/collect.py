@@ -29,8 +29,9 @@ from eos.ledger.verify.rows import (
     Snapshot,
     place,
 )
+from eos.serde.avro import read_payload
 from eos.serde.registry import schema_str
-from eos.serde.wire import DecodeError, WriterSchemas, split, trailing
+from eos.serde.wire import DecodeError, WriterSchemas, split
 
 __all__ = ["Collector", "RecordDecoder", "snapshot"]
 
@@ -51,13 +52,7 @@ class RecordDecoder:
     def decode(self, data: bytes | None) -> dict[str, Any]:
         schema_id, payload = split(data)
         schema = self._schemas.get(schema_id)
-        try:
-            value = fastavro.schemaless_reader(payload, schema, None)
-        except Exception as exc:  # fastavro raises EOFError, ValueError, IndexError, ...
-            raise DecodeError("MALFORMED_AVRO", f"{type(exc).__name__}: {exc}") from exc
-        extra = trailing(payload)
-        if extra:
-            raise DecodeError("MALFORMED_AVRO", f"{extra} trailing bytes")
+        value = read_payload(payload, schema)
         if not isinstance(value, dict):
             raise DecodeError("NOT_A_RECORD", "the schema is not a record")
         return value
