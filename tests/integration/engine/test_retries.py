@@ -76,7 +76,7 @@ def test_a_record_still_failing_after_max_attempts_is_dead_lettered(pipeline: Pi
     headers = _headers(dead)
     assert headers[h.H_ERROR_REASON] == "TRANSIENT_EXHAUSTED"
     assert headers[h.H_ATTEMPTS] == "3"
-    assert headers[h.H_ERROR_CLASS] == "eos.engine.api.TransientError"
+    assert headers[h.H_ERROR_CLASS] == "eos.errors.TransientError"
     assert "flaky dependency for e500" in headers[h.H_ERROR_MESSAGE]
     [original] = [
         m
