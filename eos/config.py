@@ -6,8 +6,10 @@ Validated at start; every message names the setting (EOS_<NAME>) that is wrong.
 from __future__ import annotations
 
 import json
+import os
 import socket
 from enum import StrEnum
+from pathlib import Path
 from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
@@ -58,6 +60,14 @@ class SecuritySettings(BaseSettings):
         return [v.get_secret_value() for v in values if v and v.get_secret_value()]
 
 
+def _default_state_dir() -> Path:
+    """$XDG_STATE_HOME/eos, or ~/.local/state/eos (a relative XDG_STATE_HOME is ignored,
+    as the XDG spec says)."""
+    xdg = os.environ.get("XDG_STATE_HOME", "")
+    base = Path(xdg) if os.path.isabs(xdg) else Path.home() / ".local" / "state"
+    return base / "eos"
+
+
 class EngineSettings(BaseSettings):
     """The transactional engine's settings. Env: EOS_<FIELD NAME IN UPPER CASE>."""
 
@@ -71,9 +81,18 @@ class EngineSettings(BaseSettings):
     dlq_topic: str = "eos.dlq"
     mode: Mode = Mode.EXACTLY_ONCE
 
-    # A stable id per instance: a restarted instance fences its own zombie at once.
+    # A stable id per instance: a restarted instance fences its own zombie at once. Unset,
+    # `eos run` makes it <hostname>-<n>, n the lowest slot of the group free on this host
+    # (eos/engine/identity.py); given, no other live process on this host may hold it.
     transactional_id_prefix: str = "eos"
-    instance_id: str = Field(default_factory=socket.gethostname)
+    instance_id: str = Field(
+        default_factory=socket.gethostname,
+        description="unique per process; unset: <hostname>-<lowest free slot of the group>",
+    )
+    state_dir: Path = Field(
+        default_factory=_default_state_dir,
+        description="where instance slots are locked ($XDG_STATE_HOME/eos)",
+    )
 
     auto_offset_reset: Literal["earliest", "latest", "error"] = "earliest"
     group_protocol: Literal["classic", "consumer"] = "classic"
@@ -124,7 +143,13 @@ class EngineSettings(BaseSettings):
 
     @property
     def transactional_id(self) -> str:
-        return f"{self.transactional_id_prefix}-{self.instance_id}"
+        """Scoped by group and instance: two apps, or two instances, never share one."""
+        return f"{self.transactional_id_prefix}-{self.group_id}-{self.instance_id}"
+
+    @field_validator("state_dir", mode="after")
+    @classmethod
+    def _expand_home(cls, value: Path) -> Path:
+        return value.expanduser()
 
     @field_validator("input_topics", mode="before")
     @classmethod

@@ -21,9 +21,15 @@ def ledger() -> None:
 
 @ledger.command("setup", context_settings=CONTEXT_SETTINGS)
 @click.option("--partitions", type=int, default=6, show_default=True)
-@click.option("--replication", type=int, default=1, show_default=True)
+@click.option(
+    "--replication",
+    type=int,
+    default=None,
+    help="Replication factor of new topics (min.insync.replicas: one less, at least 1). "
+    "[default: min(3, the cluster's brokers)]",
+)
 @engine_options(*CONNECTION, "dlq_topic")
-def setup_command(partitions: int, replication: int, **given: str | None) -> None:
+def setup_command(partitions: int, replication: int | None, **given: str | None) -> None:
     """Create the ledger's topics, register its schemas (BACKWARD compatibility)."""
     engine = engine_settings(given)
     ledger_settings()

@@ -92,7 +92,9 @@ def settings_error(exc: ValidationError) -> str:
 def _help(name: str) -> str:
     info = EngineSettings.model_fields[name]
     extra = [f"env: {ENV_PREFIX}{name.upper()}"]
-    default = info.get_default(call_default_factory=True)
+    # A default computed at run time (the host name, a home directory) is the field's
+    # description's to explain, not this machine's value to print.
+    default = None if info.default_factory is not None else info.get_default()
     if isinstance(default, Enum):
         default = default.value
     if default not in (None, [], {}):

@@ -5,11 +5,13 @@ from __future__ import annotations
 import json
 import logging
 import resource
+import signal
 from collections.abc import Callable
 from pathlib import Path
 
 from eos.config import EngineSettings
 from eos.engine.app import App, build_processor
+from eos.engine.identity import claim_instance
 from eos.engine.stats import EXIT_FATAL
 
 __all__ = ["run"]
@@ -29,17 +31,27 @@ def run(
 
     `app` is an App or a factory that builds one from the settings. Settings default to
     the EOS_* environment and .env. Raises ConfigurationError (a missing topic, an input
-    without a contract) before anything is consumed.
+    without a contract, an instance id another process on this host holds) before
+    anything is consumed.
     """
     settings = settings or EngineSettings()
-    built = app if isinstance(app, App) else app(settings)
-    processor = build_processor(settings, built, until_caught_up=until_caught_up)
-    processor.install_signal_handlers()
+    # This process's instance id (its transactional.id), held until the processor stops;
+    # claimed first so that the app's factory sees it too.
+    settings, claim = claim_instance(settings)
+    try:
+        built = app if isinstance(app, App) else app(settings)
+        processor = build_processor(settings, built, until_caught_up=until_caught_up)
+    except BaseException:
+        claim.release()
+        raise
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, processor.request_stop)
     try:
         code = processor.run()
     except Exception:
         log.exception("processor failed")
         code = EXIT_FATAL
+    claim.release()
     if stats_json is not None:
         usage = resource.getrusage(resource.RUSAGE_SELF)
         stats = {
