@@ -7,12 +7,13 @@ handed over. Nothing below it constructs a client of its own.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+import logging
+import threading
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from confluent_kafka import Consumer
 from confluent_kafka.admin import AdminClient
-from confluent_kafka.schema_registry import SchemaRegistryClient
 
 from eos.config import EngineSettings, Mode
 from eos.engine.api import Transform
@@ -24,15 +25,34 @@ from eos.engine.state import StateStore
 from eos.engine.transaction import AtLeastOnceCommitter, Committer, TransactionalCommitter
 from eos.errors import ConfigurationError
 from eos.kafka.clients import (
+    client_id,
     consumer_config,
     make_admin,
     make_consumer,
     make_producer,
     make_registry,
 )
-from eos.serde.avro import AvroContract, AvroDecoder, AvroEncoder
+from eos.kafka.metadata import TopicCache, twin_member
+from eos.serde.avro import (
+    AvroContract,
+    AvroDecoder,
+    AvroEncoder,
+    RegistryUnavailable,
+    SchemaNotRegistered,
+    record_subject,
+    subject_for,
+)
 
-__all__ = ["App", "AppFactory", "TopicsMissing", "build_processor", "check_topics"]
+__all__ = [
+    "App",
+    "AppFactory",
+    "TopicsMissing",
+    "app_subjects",
+    "build_processor",
+    "check_topics",
+]
+
+log = logging.getLogger("eos")
 
 
 @dataclass(frozen=True)
@@ -81,34 +101,55 @@ def check_topics(admin: AdminClient, settings: EngineSettings, app: App) -> None
 
 def build_processor(settings: EngineSettings, app: App, until_caught_up: bool = False) -> Processor:
     settings = _effective_settings(settings, app)
-    check_topics(make_admin(settings), settings, app)
+    admin = make_admin(settings)
+    check_topics(admin, settings, app)
     registry = make_registry(settings)
     decoders = {t: AvroDecoder(registry, c) if c else None for t, c in app.inputs.items()}
     encoders = {t: AvroEncoder(registry, t, c) for t, c in app.outputs.items()}
-    fallback = None
+    fallback: Callable[[str], AvroEncoder | None] | None = None
     if app.dynamic_output is not None:
-        fallback = _lazy_encoders(registry, app.dynamic_output)
+        # One subject (record-name strategy) for every topic named at run time.
+        dynamic = AvroEncoder(registry, "", app.dynamic_output, subject=subject_of_dynamic(app))
+        fallback = dynamic.for_topic
+    _look_up_schemas([*encoders.values(), *([] if fallback is None else [dynamic])])
     runner = BatchRunner(
-        app.transform, decoders, encoders, settings.retry_max_attempts, app.stores, fallback
+        app.transform,
+        decoders,
+        encoders,
+        settings.retry_max_attempts,
+        app.stores,
+        fallback,
+        TopicCache(admin),
     )
     for store in app.stores:
         store.bind(consumer_config(settings))
     consumer = make_consumer(settings, partition_eof=until_caught_up)
+    stop = threading.Event()
+    me = client_id(settings)
     return Processor(
         settings,
         runner,
         consumer,
-        make_committer(settings, consumer),
+        make_committer(settings, consumer, stop),
         CircuitBreaker.from_settings(settings),
         Redactor(settings.secrets()),
         stores=app.stores,
         until_caught_up=until_caught_up,
+        stop=stop,
+        twin=lambda: twin_member(admin, settings.group_id, me, consumer.memberid()),
     )
 
 
-def make_committer(settings: EngineSettings, consumer: Consumer) -> Committer:
+def make_committer(
+    settings: EngineSettings, consumer: Consumer, stop: threading.Event
+) -> Committer:
     if settings.mode is Mode.EXACTLY_ONCE:
-        return TransactionalCommitter(make_producer(settings), consumer)
+        return TransactionalCommitter(
+            lambda: make_producer(settings),
+            consumer,
+            settings.transaction_timeout_ms / 1000,
+            stopping=stop.is_set,
+        )
     return AtLeastOnceCommitter(make_producer(settings), consumer)
 
 
@@ -132,14 +173,29 @@ def _effective_settings(settings: EngineSettings, app: App) -> EngineSettings:
     return settings
 
 
-def _lazy_encoders(
-    registry: SchemaRegistryClient, contract: AvroContract
-) -> Callable[[str], AvroEncoder | None]:
-    cache: dict[str, AvroEncoder] = {}
+def subject_of_dynamic(app: App) -> str:
+    assert app.dynamic_output is not None
+    return record_subject(app.dynamic_output)
 
-    def get(topic: str) -> AvroEncoder:
-        if topic not in cache:
-            cache[topic] = AvroEncoder(registry, topic, contract)
-        return cache[topic]
 
-    return get
+def app_subjects(app: App) -> dict[str, AvroContract]:
+    """Every subject the app's processors look up, with its contract: what `eos schemas
+    register` registers for it."""
+    topics = {t: c for t, c in [*app.inputs.items(), *app.outputs.items()] if c is not None}
+    out = {subject_for(t): c for t, c in topics.items()}
+    if app.dynamic_output is not None:
+        out[subject_of_dynamic(app)] = app.dynamic_output
+    return out
+
+
+def _look_up_schemas(encoders: Iterable[AvroEncoder]) -> None:
+    """Every output's schema id, asked at start: a schema setup never registered stops
+    the start with a clear message; an unreachable registry is waited for by the loop."""
+    for encoder in encoders:
+        try:
+            encoder.prepare()
+        except SchemaNotRegistered as exc:
+            raise ConfigurationError(str(exc)) from exc
+        except RegistryUnavailable as exc:
+            log.warning("%s; starting anyway: batches wait until it answers", exc)
+            return

@@ -6,7 +6,7 @@ processor asks it which records it may still commit.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 
 from confluent_kafka import TopicPartition
 
@@ -29,7 +29,12 @@ class Assignment:
     at its committed offset, so committing its held records would do them twice.)
     """
 
-    def __init__(self) -> None:
+    def __init__(
+        self, inputs: Collection[str] = (), partitions: Callable[[str], int] = lambda _t: 1
+    ) -> None:
+        """`inputs`: the topics read; `partitions` gives a topic's partition count."""
+        self._inputs = inputs
+        self._partitions = partitions
         self._owned: set[TP] = set()
         self._generation: dict[TP, int] = {}
         self._fetched: dict[TP, int] = {}
@@ -75,19 +80,18 @@ class Assignment:
     def read_from(self, tp: TP) -> None:
         self._at_end.discard(tp)
 
-    def wrote(
-        self, outputs: Sequence[Encoded], inputs: set[str], partitions: Callable[[str], int]
-    ) -> None:
+    def wrote(self, outputs: Sequence[Encoded]) -> None:
         """Records we just wrote to one of our own inputs are still to be read: their
         partitions are no longer at their end. A keyed record's partition is the one our
-        producer's murmur2 partitioner picks; `partitions` gives a topic's count."""
+        producer's murmur2 partitioner picks."""
         for out in outputs:
-            if out.topic not in inputs:
+            if out.topic not in self._inputs:
                 continue
             if out.partition >= 0:
                 self._at_end.discard((out.topic, out.partition))
             elif out.key is not None:
-                self._at_end.discard((out.topic, partition_for(out.key, partitions(out.topic))))
+                count = self._partitions(out.topic)
+                self._at_end.discard((out.topic, partition_for(out.key, count)))
             else:
                 self._at_end = {tp for tp in self._at_end if tp[0] != out.topic}
 

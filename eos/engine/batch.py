@@ -13,7 +13,14 @@ from typing import Protocol
 from eos.engine.api import InputRecord, OutputRecord, PermanentError, Transform, TransientError
 from eos.engine.dlq import Failure
 from eos.engine.records import Consumed, Encoded
-from eos.serde.avro import AvroDecoder, AvroEncoder, DecodeError, EncodeError
+from eos.serde.avro import (
+    AvroDecoder,
+    AvroEncoder,
+    DecodeError,
+    EncodeError,
+    RegistryUnavailable,
+    SchemaNotRegistered,
+)
 
 RecordKey = tuple[str, int, int]
 
@@ -26,8 +33,29 @@ class Stateful(Protocol):
     def changelog_records(self) -> list[Encoded]: ...
 
 
+class Topics(Protocol):
+    """Whether a topic exists (cached; see eos.kafka.metadata.TopicCache)."""
+
+    def __call__(self, topic: str) -> bool: ...
+    def forget(self) -> None: ...
+
+
 class RecordTransient(Exception):
     """A record failed transiently; the batch is retried after a backoff."""
+
+    def __init__(self, record: Consumed, error: BaseException) -> None:
+        super().__init__(str(error))
+        self.record = record
+        self.error = error
+
+
+class UnknownTopic(PermanentError):
+    """An output aimed at a topic that does not exist (deleted, or named by a header)."""
+
+
+class RegistryDown(Exception):
+    """The schema registry cannot answer for a record (unreachable, or a schema not yet
+    registered): the batch waits, however long; it is never the record's fault."""
 
     def __init__(self, record: Consumed, error: BaseException) -> None:
         super().__init__(str(error))
@@ -69,6 +97,7 @@ class BatchRunner:
         max_attempts: int,
         stores: Sequence[Stateful] = (),
         fallback_encoder: Callable[[str], AvroEncoder | None] | None = None,
+        topics: Topics | None = None,
     ) -> None:
         self._transform = transform
         self._decoders = decoders
@@ -76,6 +105,12 @@ class BatchRunner:
         self._max_attempts = max_attempts
         self._stores = stores
         self._fallback_encoder = fallback_encoder
+        self._topics = topics
+
+    def topics_changed(self) -> None:
+        """A produce said a topic is gone: check destinations afresh."""
+        if self._topics is not None:
+            self._topics.forget()
 
     def run(
         self, records: Sequence[Consumed], attempts: Mapping[RecordKey, int], isolate: bool = False
@@ -99,8 +134,12 @@ class BatchRunner:
                 result.failures.append(Failure(rec, exc, exc.reason, tries))
             except EncodeError as exc:
                 result.failures.append(Failure(rec, exc, "OUTPUT_SCHEMA", tries))
+            except UnknownTopic as exc:
+                result.failures.append(Failure(rec, exc, "UNKNOWN_TOPIC", tries))
             except PermanentError as exc:
                 result.failures.append(Failure(rec, exc, "PERMANENT", tries))
+            except (RegistryUnavailable, SchemaNotRegistered) as exc:
+                raise RegistryDown(rec, exc) from exc
             except TransientError as exc:
                 if tries >= self._max_attempts:
                     result.failures.append(Failure(rec, exc, "TRANSIENT_EXHAUSTED", tries))
@@ -134,6 +173,8 @@ class BatchRunner:
         return [self._encode(out) for out in self._transform(record)]
 
     def _encode(self, out: OutputRecord) -> Encoded:
+        if self._topics is not None and not self._topics(out.topic):
+            raise UnknownTopic(f"output topic {out.topic!r} does not exist")
         key = out.key.encode("utf-8") if isinstance(out.key, str) else out.key
         if out.value is None or isinstance(out.value, bytes):
             value = out.value

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 from eos.config import EngineSettings
 
@@ -30,6 +31,18 @@ class CircuitBreaker:
             settings.breaker_min_records,
             settings.breaker_max_consecutive,
         )
+
+    @contextlib.contextmanager
+    def counting(self, outcomes: Sequence[bool], last_reason: str) -> Iterator[None]:
+        """`check` the outcomes before the block (a batch that trips is not committed);
+        forget them if the block fails: the batch is redone and they count then."""
+        before = self.snapshot()
+        self.check(outcomes, last_reason)
+        try:
+            yield
+        except BaseException:
+            self.restore(before)
+            raise
 
     def snapshot(self) -> tuple[deque[bool], int]:
         """The recorded state; `check` replaces rather than mutates it."""

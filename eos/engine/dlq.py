@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import traceback
 from collections.abc import Sequence
@@ -26,9 +27,18 @@ H_ERROR_STACK = PREFIX + "error.stack"
 H_ATTEMPTS = PREFIX + "attempts"
 H_INSTANCE = PREFIX + "instance"
 H_FAILED_AT = PREFIX + "failed.at"
+H_VALUE_SIZE = PREFIX + "value.size"
+H_VALUE_SHA256 = PREFIX + "value.sha256"
+H_VALUE_TRUNCATED = PREFIX + "value.truncated"
 
 MAX_MESSAGE = 1000
 MAX_STACK = 4000
+# What a DLQ record may weigh (key, value and headers): below librdkafka's default
+# message.max.bytes (1,000,000) and the broker's max.message.bytes (1,048,588), with room
+# for the batch's own overhead. A larger original value is cut to fit.
+DLQ_MAX_BYTES = 900_000
+# The last resort when the DLQ refuses even that: provenance and error, a few bytes.
+DLQ_MIN_BYTES = 16_384
 
 
 @dataclass(frozen=True)
@@ -47,8 +57,10 @@ def dlq_record(
     instance: str,
     redact: Redactor,
     failed_at: datetime | None = None,
+    max_bytes: int = DLQ_MAX_BYTES,
 ) -> Encoded:
-    """The DLQ record for a failure: key and value are the original bytes."""
+    """The DLQ record for a failure: key and value are the original bytes, the value cut
+    to fit `max_bytes` if need be (its size and SHA-256 then say what it was)."""
     rec = failure.record
     error = failure.error
     stack = "".join(traceback.format_exception(type(error), error, error.__traceback__))
@@ -68,7 +80,23 @@ def dlq_record(
     ]
     original = [(k, v) for k, v in rec.headers if not k.startswith(PREFIX)]
     headers = original + [(k, v.encode("utf-8")) for k, v in ours]
-    return Encoded(dlq_topic, rec.key, rec.value, headers)
+    key, value = rec.key, rec.value
+    room = max_bytes - _size(key, None, headers) - 512  # the three headers below
+    if value is not None and len(value) > room:
+        headers += [
+            (H_VALUE_SIZE, str(len(value)).encode()),
+            (H_VALUE_SHA256, hashlib.sha256(value).hexdigest().encode()),
+            (H_VALUE_TRUNCATED, b"true"),
+        ]
+        value = value[: max(room, 0)]
+        if room < 0:  # headers and key alone are too large: keep the provenance only
+            headers = headers[len(original) :]
+            key = None if key is None else key[: max_bytes // 4]
+    return Encoded(dlq_topic, key, value, headers)
+
+
+def _size(key: bytes | None, value: bytes | None, headers: Sequence[tuple[str, bytes]]) -> int:
+    return len(key or b"") + len(value or b"") + sum(len(k) + len(v) for k, v in headers)
 
 
 def log_dead_letters(failures: Sequence[Failure], redact: Redactor) -> None:

@@ -9,16 +9,18 @@ is produced for a partition after it is gone.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import signal
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from types import FrameType
 
 from confluent_kafka import Consumer, KafkaError, TopicPartition
 
 from eos.config import EngineSettings
+from eos.engine import stats
 from eos.engine.assignment import Assignment, names, tps
 from eos.engine.backoff import backoff_s
 from eos.engine.batch import (
@@ -27,26 +29,31 @@ from eos.engine.batch import (
     RecordKey,
     RecordTransient,
     RecordUnexpected,
+    RegistryDown,
     key_of,
 )
 from eos.engine.breaker import BreakerTripped, CircuitBreaker
-from eos.engine.deadline import exit_if_overdue
-from eos.engine.dlq import Failure, dlq_record, log_dead_letters
+from eos.engine.deadline import Stopping, exit_if_overdue, wait_in_group
+from eos.engine.dlq import (
+    DLQ_MAX_BYTES,
+    DLQ_MIN_BYTES,
+    Failure,
+    dlq_record,
+    log_dead_letters,
+)
 from eos.engine.records import Consumed, next_offsets
+from eos.engine.recovery import Recovered, Recovery
 from eos.engine.redact import Redactor
 from eos.engine.state import StateStore
-from eos.engine.stats import EXIT_BREAKER, EXIT_FATAL, EXIT_OK, ProgressLog, Stats, advice
-from eos.engine.transaction import Committer
-from eos.kafka.errors import ErrorClass, TransactionError, is_record_error
-from eos.kafka.offsets import PartitionCounts, consumer_lag
+from eos.engine.stats import OutageLog, ProgressLog, Stats
+from eos.engine.transaction import Committer, ProducerLost
+from eos.kafka.errors import TOPIC_ERRORS, ErrorClass, TransactionError, is_record_error
+from eos.kafka.metadata import PartitionCounts
+from eos.kafka.offsets import consumer_lag
 
 log = logging.getLogger("eos.processor")
 
 __all__ = ["Processor", "Stopping"]
-
-
-class Stopping(Exception):
-    """A stop was requested while a batch waited for a retry."""
 
 
 class Processor:
@@ -63,6 +70,8 @@ class Processor:
         redact: Redactor,
         stores: Sequence[StateStore] = (),
         until_caught_up: bool = False,
+        stop: threading.Event | None = None,
+        twin: Callable[[], str | None] = lambda: None,
     ) -> None:
         self.settings = settings
         self.runner = runner
@@ -73,15 +82,22 @@ class Processor:
         self.stores = stores
         self.until_caught_up = until_caught_up
         self.stats = Stats()
-        self.assignment = Assignment()
+        self.assignment = Assignment(set(settings.input_topics), PartitionCounts(consumer))
         self._progress = ProgressLog(
             self.stats, lambda: consumer_lag(consumer, self.assignment.partitions)
         )
-        self._stop = threading.Event()
-        self._inputs = set(settings.input_topics)
-        self._partition_count = PartitionCounts(consumer)
-
-    # -- lifecycle ------------------------------------------------------------------------
+        self._stop = stop or threading.Event()
+        self._recovery = Recovery(
+            committer,
+            consumer,
+            stores,
+            self.stats,
+            settings.auto_offset_reset == "earliest",
+            self._back_off,
+            settings.transactional_id,
+            twin,
+        )
+        self._registry = OutageLog("schema registry unavailable")
 
     def request_stop(self, signum: int | None = None, _frame: FrameType | None = None) -> None:
         if signum is not None:
@@ -91,15 +107,11 @@ class Processor:
             )
         self._stop.set()
 
-    def install_signal_handlers(self) -> None:
-        signal.signal(signal.SIGTERM, self.request_stop)
-        signal.signal(signal.SIGINT, self.request_stop)
-
     def run(self) -> int:
         """Process until stopped; returns the exit code."""
-        code = EXIT_OK
+        code = stats.EXIT_OK
         try:
-            self.committer.init()
+            self._recovery.start()
             self.consumer.subscribe(
                 self.settings.input_topics,
                 on_assign=self._on_assign,
@@ -117,7 +129,7 @@ class Processor:
                 batch = self._consume()
                 if batch:
                     self.stats.first_batch_at = self.stats.first_batch_at or time.monotonic()
-                    self._process(batch)
+                    self._process_batch(batch)
                 self._progress.maybe()
                 if self.until_caught_up and self.assignment.caught_up(bool(batch)):
                     log.info("caught up with all assigned partitions; stopping")
@@ -126,12 +138,12 @@ class Processor:
             pass
         except BreakerTripped as exc:
             log.error("circuit breaker tripped: %s", exc)
-            code = EXIT_BREAKER
+            code = stats.EXIT_BREAKER
         except TransactionError as exc:
-            log.error("stopping: %s. %s", exc, advice(exc))
-            code = EXIT_FATAL
+            log.error("stopping: %s. %s", exc, stats.advice(exc))
+            code = stats.EXIT_FATAL
         except BaseException:
-            code = EXIT_FATAL  # the caller reports it; the shutdown must not say "exit 0"
+            code = stats.EXIT_FATAL  # the caller reports it; the shutdown must not say "exit 0"
             raise
         finally:
             code = self._shutdown(code)
@@ -139,7 +151,7 @@ class Processor:
 
     def _shutdown(self, code: int) -> int:
         # Each step on its own: a failing abort must not keep the consumer in the group.
-        steps = [self.committer.close] if code == EXIT_OK else []
+        steps = [self.committer.close] if code == stats.EXIT_OK else []
         steps.append(self.consumer.close)  # leaves the group so partitions move at once
         with exit_if_overdue(self.settings.shutdown_timeout_s, "shutdown"):
             for close in steps:
@@ -147,12 +159,10 @@ class Processor:
                     close()
                 except Exception as exc:  # already stopping; say why, keep the code honest
                     log.error("error while shutting down: %s", self.redact(str(exc)))
-                    code = code or EXIT_FATAL
+                    code = code or stats.EXIT_FATAL
         self._progress.maybe(force=True)
         log.info("stopped (exit %d)", code)
         return code
-
-    # -- rebalance callbacks (run inside consume/poll, never during a transaction) --------
 
     def _on_assign(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
         log.info("assigned %s", names(partitions))
@@ -173,8 +183,6 @@ class Processor:
         dropped = self.assignment.release(tps(partitions))
         for store in self.stores:
             store.revoked(dropped)
-
-    # -- the batch ------------------------------------------------------------------------
 
     def _consume(self) -> list[Consumed]:
         messages = self.consumer.consume(
@@ -200,19 +208,32 @@ class Processor:
         else:
             log.warning("consumer: %s", err.str())
 
+    def _process_batch(self, batch: list[Consumed]) -> None:
+        # Recovered: rewound to the committed offsets, so what was not committed is read
+        # again; the batch in hand is dropped.
+        with contextlib.suppress(Recovered):
+            self._process(batch)
+
     def _process(self, batch: list[Consumed]) -> None:
         """Commit `batch` once: retry transient failures, isolate poison, split on aborts."""
         attempts: dict[RecordKey, int] = {}
         isolate = False
-        aborts = 0
+        aborts = waits = 0
         while True:
-            if self._stop.is_set() and aborts + sum(attempts.values()) > 0:
+            if self._stop.is_set() and aborts + waits + sum(attempts.values()) > 0:
                 raise Stopping  # nothing is open; the next owner redoes this batch
             batch = self.assignment.owned(batch)
             if not batch:
                 return
             try:
                 result = self.runner.run(batch, attempts, isolate)
+                self._registry.up()
+            except RegistryDown as exc:
+                waits += 1
+                self.stats.registry_waits += 1
+                self._registry.down(self.redact(str(exc.error)))
+                self._back_off(waits)  # capped at EOS_BACKOFF_MAX_MS; no attempt is spent
+                continue
             except RecordTransient as exc:
                 n = attempts[key_of(exc.record)] = attempts.get(key_of(exc.record), 0) + 1
                 self.stats.retries += 1
@@ -237,6 +258,8 @@ class Processor:
                 return
             except TransactionError as exc:
                 aborts += 1
+                if exc.error.code() in TOPIC_ERRORS:
+                    self.runner.topics_changed()  # the redo dead-letters what aims at it
                 if self._aborted(exc, aborts, "transaction"):
                     self._split(batch, exc)
                     return
@@ -251,7 +274,10 @@ class Processor:
             raise exc
         self.stats.aborts += 1
         log.warning("%s aborted (%d): %s", what, aborts, exc)
-        self.committer.abort()
+        try:
+            self.committer.abort()
+        except ProducerLost as lost:
+            self._recovery.recover(None, lost, self.assignment.partitions)
         return aborts >= self.settings.isolate_after_aborts and is_record_error(exc.error)
 
     def _back_off(self, attempt: int) -> None:
@@ -272,71 +298,49 @@ class Processor:
         """Commit `record` to the DLQ on its own; stop when even that is refused."""
         log.error("record %s fails every transaction; dead-lettering it", record.where)
         failure = Failure(record, exc, "TRANSACTION_FAILED", self.settings.isolate_after_aborts)
-        aborts = 0
+        aborts, limit = 0, DLQ_MAX_BYTES
         while True:
             if not self.assignment.owns(record.tp):
                 return  # moved to another member, which redoes it
             for store in self.stores:
                 store.begin_batch()  # its writes died with its transactions
             try:
-                self._commit(BatchResult([record], [], [failure]))
+                self._commit(BatchResult([record], [], [failure]), limit)
                 return
             except TransactionError as again:
                 aborts += 1
                 if self._aborted(again, aborts, "dead-letter transaction"):
+                    if limit > DLQ_MIN_BYTES:  # keep the provenance, drop the value
+                        aborts, limit = 0, DLQ_MIN_BYTES
+                        continue
                     raise TransactionError(
-                        f"dead-lettering {record.where} (the DLQ topic refuses it too; "
-                        "raise its max.message.bytes or fix the record at its source)",
+                        f"dead-lettering {record.where} (the DLQ topic refuses it too, even cut "
+                        f"to {DLQ_MIN_BYTES} bytes; check its max.message.bytes and ACLs)",
                         again.error,
                         ErrorClass.FATAL,
                     ) from again
                 self._back_off(aborts)
 
-    def _commit(self, result: BatchResult) -> None:
+    def _commit(self, result: BatchResult, dlq_max_bytes: int = DLQ_MAX_BYTES) -> None:
         """Check the breaker, then commit the outputs and the DLQ records together."""
         last = result.failures[-1] if result.failures else None
-        before = self.breaker.snapshot()
-        self.breaker.check(
-            result.outcomes(), self.redact(f"{last.reason}: {last.error}") if last else ""
-        )
+        reason = self.redact(f"{last.reason}: {last.error}") if last else ""
+        s = self.settings
         dlq = [
-            dlq_record(f, self.settings.dlq_topic, self.settings.instance_id, self.redact)
+            dlq_record(f, s.dlq_topic, s.instance_id, self.redact, max_bytes=dlq_max_bytes)
             for f in result.failures
         ]
-        try:
-            self.committer.commit(next_offsets(result.records), [*result.outputs, *dlq])
-        except TransactionError:
-            self.breaker.restore(before)  # the batch is redone: its outcomes count then
-            raise
+        with self.breaker.counting(result.outcomes(), reason):
+            try:
+                self.committer.commit(next_offsets(result.records), [*result.outputs, *dlq])
+            except ProducerLost as lost:
+                self._recovery.recover(result, lost, self.assignment.partitions)
         for store in self.stores:
             store.commit_batch()
         if self.until_caught_up:
-            self.assignment.wrote(result.outputs, self._inputs, self._partition_count)
+            self.assignment.wrote(result.outputs)
         self.stats.committed(len(result.records), len(result.outputs), len(dlq))
         log_dead_letters(result.failures, self.redact)
 
     def _wait(self, seconds: float) -> None:
-        """Back off without leaving the group: poll with fetching paused.
-
-        Polling serves rebalance callbacks, so the held batch learns of revoked partitions.
-        A record fetched meanwhile (from a partition assigned during the wait) is sought
-        back, so it is read again later rather than lost.
-        """
-        deadline = time.monotonic() + seconds
-        paused = self.consumer.assignment()
-        self.consumer.pause(paused)
-        try:
-            while time.monotonic() < deadline:
-                if self._stop.is_set():
-                    raise Stopping
-                msg = self.consumer.poll(min(0.2, max(deadline - time.monotonic(), 0)))
-                if msg is not None and msg.error() is None:
-                    rec = Consumed.from_message(msg)
-                    self.consumer.seek(TopicPartition(rec.topic, rec.partition, rec.offset))
-        finally:
-            # Resume every partition paused here, revoked meanwhile or not: librdkafka
-            # keeps a partition's pause across revoke and re-assignment, so one revoked
-            # during the wait would come back paused and never be fetched again.
-            held = {(tp.topic, tp.partition) for tp in paused}
-            now = [tp for tp in self.consumer.assignment() if (tp.topic, tp.partition) not in held]
-            self.consumer.resume([*paused, *now])
+        wait_in_group(self.consumer, seconds, self._stop)

@@ -11,7 +11,15 @@ from confluent_kafka import KafkaError
 
 from eos.kafka.errors import TransactionError
 
-__all__ = ["EXIT_BREAKER", "EXIT_FATAL", "EXIT_OK", "ProgressLog", "Stats", "advice"]
+__all__ = [
+    "EXIT_BREAKER",
+    "EXIT_FATAL",
+    "EXIT_OK",
+    "OutageLog",
+    "ProgressLog",
+    "Stats",
+    "advice",
+]
 
 log = logging.getLogger("eos.processor")
 
@@ -31,6 +39,8 @@ class Stats:
     transactions: int = 0
     aborts: int = 0
     retries: int = 0
+    recoveries: int = 0  # producers replaced (see eos.engine.recovery)
+    registry_waits: int = 0  # batches held while the schema registry was unreachable
 
     first_batch_at: float | None = None
     last_commit_at: float | None = None
@@ -56,6 +66,8 @@ class Stats:
             "transactions": self.transactions,
             "aborts": self.aborts,
             "retries": self.retries,
+            "recoveries": self.recoveries,
+            "registry_waits": self.registry_waits,
             "busy_seconds": round(busy, 3),
         }
 
@@ -84,7 +96,7 @@ class ProgressLog:
             lag = None
         log.info(
             "processed %d records (%.0f/s), %d outputs, %d dead-lettered, %d transactions, "
-            "%d aborts, %d retries; lag %s",
+            "%d aborts, %d retries, %d recoveries; lag %s",
             s.records,
             s.rate(),
             s.outputs,
@@ -92,8 +104,36 @@ class ProgressLog:
             s.transactions,
             s.aborts,
             s.retries,
+            s.recoveries,
             "unknown" if lag is None else lag,
         )
+
+
+class OutageLog:
+    """Says that a dependency is down once when it goes, then once a minute, then once
+    when it is back: enough to see an outage, not a line per retry."""
+
+    def __init__(self, what: str, every_s: float = 60.0) -> None:
+        self._what = what
+        self._every = every_s
+        self._since: float | None = None
+        self._last = 0.0
+
+    def down(self, detail: str) -> None:
+        now = time.monotonic()
+        if self._since is None:
+            self._since = self._last = now
+            log.warning("%s: %s; holding the batch (nothing is dead-lettered)", self._what, detail)
+        elif now - self._last >= self._every:
+            self._last = now
+            log.warning(
+                "%s for %.0fs: %s; still holding the batch", self._what, now - self._since, detail
+            )
+
+    def up(self) -> None:
+        if self._since is not None:
+            log.info("%s: back after %.0fs", self._what, time.monotonic() - self._since)
+            self._since = None
 
 
 def advice(exc: TransactionError) -> str:

@@ -31,10 +31,15 @@ def make_admin(settings: EngineSettings) -> AdminClient:
     return AdminClient(connection_config(_common(settings)))
 
 
+def client_id(settings: EngineSettings) -> str:
+    """The clients' client.id: it names the instance to the brokers and the group."""
+    return f"eos-{settings.instance_id}"
+
+
 def _common(settings: EngineSettings) -> ConfigDict:
     config: ConfigDict = {
         "bootstrap.servers": settings.bootstrap_servers,
-        "client.id": f"eos-{settings.instance_id}",
+        "client.id": client_id(settings),
     }
     config.update(settings.security.client_config())
     config.update(settings.client_overrides)
@@ -93,7 +98,8 @@ def make_producer(settings: EngineSettings) -> Producer:
 
 
 def make_registry(settings: EngineSettings) -> SchemaRegistryClient:
-    conf: dict[str, str] = {"url": settings.schema_registry_url}
+    # A bounded wait per request: a registry that hangs must not hang the caller.
+    conf: dict[str, str | int] = {"url": settings.schema_registry_url, "timeout": 10}
     auth = settings.security.schema_registry_basic_auth
     if auth:
         conf["basic.auth.user.info"] = auth.get_secret_value()

@@ -42,8 +42,8 @@ def classify(error: KafkaError) -> ErrorClass:
     return ErrorClass.FATAL
 
 
-# Errors a broker or the client gives one record (its size, its shape, its partition),
-# not the cluster: the only aborts worth bisecting a batch for. Any other abort (timeouts,
+# Errors a broker or the client gives one record (its size, its shape, its partition, its
+# topic), not the cluster: the only aborts worth bisecting a batch for. Any other abort (timeouts,
 # coordinator moves, authorization) says nothing about the records and is retried.
 RECORD_ERRORS = frozenset(
     {
@@ -55,7 +55,16 @@ RECORD_ERRORS = frozenset(
         KafkaError.INVALID_RECORD,
         KafkaError.POLICY_VIOLATION,
         KafkaError._UNKNOWN_PARTITION,
+        # About the record's destination: a topic deleted, never created, or not ours.
+        KafkaError.UNKNOWN_TOPIC_OR_PART,
+        KafkaError._UNKNOWN_TOPIC,
+        KafkaError.TOPIC_AUTHORIZATION_FAILED,
+        KafkaError.TOPIC_EXCEPTION,
     }
+)
+
+TOPIC_ERRORS = frozenset(
+    {KafkaError.UNKNOWN_TOPIC_OR_PART, KafkaError._UNKNOWN_TOPIC, KafkaError.TOPIC_EXCEPTION}
 )
 
 

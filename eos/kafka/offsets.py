@@ -15,6 +15,8 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from confluent_kafka import (
+    OFFSET_BEGINNING,
+    OFFSET_END,
     Consumer,
     ConsumerGroupTopicPartitions,
     IsolationLevel,
@@ -26,7 +28,16 @@ from confluent_kafka.admin import AdminClient, OffsetSpec  # type: ignore[attr-d
 from eos.kafka.clients import connection_config
 from eos.kafka.errors import is_settling, kafka_error
 
-__all__ = ["TP", "Offsets", "PartitionCounts", "consumer_lag", "lag", "open_transactions", "total"]
+__all__ = [
+    "TP",
+    "Offsets",
+    "committed_positions",
+    "consumer_lag",
+    "lag",
+    "open_transactions",
+    "rewind",
+    "total",
+]
 
 TP = tuple[str, int]
 
@@ -58,22 +69,6 @@ def consumer_lag(consumer: Consumer, partitions: Iterable[TP]) -> int:
             at[(tp.topic, tp.partition)] = tp.offset
             ends[(tp.topic, tp.partition)] = high
     return lag(at, ends)
-
-
-class PartitionCounts:
-    """A topic's partition count, asked of the cluster once per topic."""
-
-    def __init__(self, client: Consumer | AdminClient, timeout: float = 10.0) -> None:
-        self._client = client
-        self._timeout = timeout
-        self._counts: dict[str, int] = {}
-
-    def __call__(self, topic: str) -> int:
-        count = self._counts.get(topic)
-        if count is None:
-            meta = self._client.list_topics(topic, timeout=self._timeout)
-            count = self._counts[topic] = len(meta.topics[topic].partitions)
-        return count
 
 
 class Offsets:
@@ -140,3 +135,32 @@ class Offsets:
             (tp.topic, tp.partition): f.result(timeout=self._timeout).offset
             for tp, f in futures.items()
         }
+
+
+def committed_positions(
+    consumer: Consumer, partitions: Iterable[TP], timeout: float = 30.0
+) -> dict[TP, int]:
+    """The consumer's group's committed offsets on `partitions` (stable: librdkafka's
+    read_committed consumer waits for offsets inside an open transaction); a negative
+    offset where none is committed. Settling errors are asked again until `timeout`."""
+    tps = [TopicPartition(t, p) for t, p in partitions]
+    if not tps:
+        return {}
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            found = consumer.committed(tps, timeout=max(deadline - time.monotonic(), 1.0))
+        except KafkaException as exc:
+            if not is_settling(kafka_error(exc)) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+            continue
+        return {(tp.topic, tp.partition): tp.offset for tp in found}
+
+
+def rewind(consumer: Consumer, committed: Mapping[TP, int], earliest: bool) -> None:
+    """Seek each partition to its committed offset; one with none committed to where
+    auto.offset.reset would start it."""
+    start = OFFSET_BEGINNING if earliest else OFFSET_END
+    for (topic, partition), offset in committed.items():
+        consumer.seek(TopicPartition(topic, partition, offset if offset >= 0 else start))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Any, NamedTuple, cast
 
@@ -24,8 +25,11 @@ def produce(
     producer: Producer,
     out: Encoded,
     on_delivery: Callable[[KafkaError | None, Message], None] | None = None,
+    wait_s: float | None = None,
 ) -> None:
-    """Produce one record, waiting for room when the local queue is full."""
+    """Produce one record, waiting for room when the local queue is full; BufferError
+    when there is still none after `wait_s` seconds (None: wait as long as it takes)."""
+    give_up = None if wait_s is None else time.monotonic() + wait_s
     while True:
         try:
             producer.produce(
@@ -38,4 +42,6 @@ def produce(
             )
             return
         except BufferError:
+            if give_up is not None and time.monotonic() > give_up:
+                raise
             producer.poll(0.05)  # let deliveries drain

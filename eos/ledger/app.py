@@ -10,9 +10,6 @@ import logging
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
-
-from confluent_kafka.admin import AdminClient
 
 from eos.config import EngineSettings
 from eos.engine.api import InputRecord, OutputRecord, PermanentError
@@ -20,6 +17,7 @@ from eos.engine.app import App
 from eos.engine.state import StateStore
 from eos.errors import ConfigurationError
 from eos.kafka.clients import make_admin
+from eos.kafka.metadata import TopicCache
 from eos.kafka.partitioner import partition_for
 from eos.ledger.models import (
     CreditLeg,
@@ -293,28 +291,6 @@ def _header(record: InputRecord, name: str) -> str | None:
 
 def _now() -> datetime:
     return datetime.now(UTC)
-
-
-class TopicCache:
-    """Whether a topic exists, asking the cluster at most every 30 s for unknown ones."""
-
-    def __init__(self, admin: AdminClient) -> None:
-        self._admin = admin
-        self._known: set[str] = set()
-        self._missing: dict[str, float] = {}
-
-    def __call__(self, topic: str) -> bool:
-        if topic in self._known:
-            return True
-        if time.monotonic() - self._missing.get(topic, -1e9) < 30:
-            return False
-        topics = self._admin.list_topics(topic, timeout=10).topics
-        meta: Any = topics.get(topic)
-        if meta is not None and meta.error is None:
-            self._known.add(topic)
-            return True
-        self._missing[topic] = time.monotonic()
-        return False
 
 
 def build(settings: EngineSettings) -> App:

@@ -12,6 +12,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterable
+from pathlib import Path
 from typing import Any
 
 import fastavro
@@ -40,8 +41,16 @@ EVENT = contract("event").parsed
 class Instance(Spawned):
     """A spawned `eos run events`."""
 
-    def __init__(self, pipeline: Pipeline, name: str, *extra: str, until_caught_up: bool = False):
-        super().__init__(name, pipeline.spawn(name, *extra, until_caught_up=until_caught_up))
+    def __init__(
+        self,
+        pipeline: Pipeline,
+        name: str,
+        *extra: str,
+        until_caught_up: bool = False,
+        env: dict[str, str] | None = None,
+    ):
+        proc = pipeline.spawn(name, *extra, until_caught_up=until_caught_up, env=env)
+        super().__init__(name, proc)
 
 
 class Feeder:
@@ -187,15 +196,19 @@ def test_repeated_sigkill_mid_transaction_loses_and_duplicates_nothing(
 
 
 def test_a_second_instance_with_the_same_transactional_id_fences_the_first(
-    pipeline: Pipeline,
+    pipeline: Pipeline, tmp_path: Path
 ) -> None:
+    """The same EOS_INSTANCE_ID on two hosts (on one host the second is refused at
+    start): the newer one fences the older, which finds its twin in the group and stops
+    as the zombie it is."""
     feeder, progress = Feeder(pipeline), Progress(pipeline)
     feeder.send(30_000)
     name = f"twin-{uuid.uuid4().hex[:6]}"
     a = Instance(pipeline, name, *SMALL_BATCHES)
     progress.reach(1000, 60, a)
 
-    b = Instance(pipeline, name, *SMALL_BATCHES, until_caught_up=True)
+    other_host = {"EOS_STATE_DIR": str(tmp_path / "other-host")}
+    b = Instance(pipeline, name, *SMALL_BATCHES, until_caught_up=True, env=other_host)
     assert a.wait(60) != 0, a.tail()
     stopping = a.logged("stopping:")
     assert stopping, a.tail()

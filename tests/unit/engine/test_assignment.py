@@ -53,16 +53,16 @@ def test_caught_up_only_when_every_owned_partition_reached_its_end_and_nothing_c
 
 
 def test_writing_to_an_own_input_moves_its_partition_off_the_end() -> None:
-    a = Assignment()
+    a = Assignment({"in"}, lambda _topic: 3)
     a.assign([("in", p) for p in range(3)])
     for p in range(3):
         a.reached_end(("in", p))
     key = b"account-7"
-    a.wrote([Encoded("in", key, b"v", [])], {"in"}, lambda _topic: 3)
+    a.wrote([Encoded("in", key, b"v", [])])
     assert not a.caught_up(False)
     a.reached_end(("in", partition_for(key, 3)))  # the one partition murmur2 picks
     assert a.caught_up(False)
-    a.wrote([Encoded("out", key, b"v", [])], {"in"}, lambda _topic: 3)  # not an input
+    a.wrote([Encoded("out", key, b"v", [])])  # not an input
     assert a.caught_up(False)
-    a.wrote([Encoded("in", None, b"v", [])], {"in"}, lambda _topic: 3)  # unkeyed: any
+    a.wrote([Encoded("in", None, b"v", [])])  # unkeyed: any
     assert not a.caught_up(False)

@@ -97,6 +97,9 @@ class FakeCommitter:
         self.aborts += 1
         self.open = False
 
+    def recover(self) -> None:
+        self.open = False
+
     def close(self) -> None:
         pass
 

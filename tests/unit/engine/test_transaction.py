@@ -35,7 +35,7 @@ def pauses(monkeypatch: pytest.MonkeyPatch) -> list[float]:
 
 
 def _committer() -> TransactionalCommitter:
-    return TransactionalCommitter(cast(Producer, object()), cast(Consumer, object()))
+    return TransactionalCommitter(lambda: cast(Producer, object()), cast(Consumer, object()), 60.0)
 
 
 def test_a_commit_that_times_out_is_retried_past_any_budget(

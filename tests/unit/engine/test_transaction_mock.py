@@ -53,7 +53,7 @@ def _committer(bootstrap: str) -> tuple[TransactionalCommitter, Consumer, Produc
             "log_level": 2,
         }
     )
-    committer = TransactionalCommitter(producer, consumer)
+    committer = TransactionalCommitter(lambda: producer, consumer, 10.0)
     committer.init()
     return committer, consumer, producer
 

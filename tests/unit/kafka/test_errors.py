@@ -73,7 +73,16 @@ def test_transaction_error_names_the_step_and_the_class() -> None:
 
 @pytest.mark.parametrize(
     "code",
-    [KafkaError.MSG_SIZE_TOO_LARGE, KafkaError.INVALID_RECORD, KafkaError._UNKNOWN_PARTITION],
+    [
+        KafkaError.MSG_SIZE_TOO_LARGE,
+        KafkaError.INVALID_RECORD,
+        KafkaError._UNKNOWN_PARTITION,
+        # About the record's destination, which one record (a reply-to header) can name.
+        KafkaError.UNKNOWN_TOPIC_OR_PART,
+        KafkaError._UNKNOWN_TOPIC,
+        KafkaError.TOPIC_AUTHORIZATION_FAILED,
+        KafkaError.TOPIC_EXCEPTION,
+    ],
 )
 def test_errors_about_one_record_are_record_errors(code: int) -> None:
     assert is_record_error(KafkaError(code))
@@ -86,7 +95,6 @@ def test_errors_about_one_record_are_record_errors(code: int) -> None:
         KafkaError.COORDINATOR_NOT_AVAILABLE,
         KafkaError.NOT_COORDINATOR,
         KafkaError.CONCURRENT_TRANSACTIONS,
-        KafkaError.TOPIC_AUTHORIZATION_FAILED,
         KafkaError._FAIL,
     ],
 )

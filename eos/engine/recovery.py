@@ -1,0 +1,171 @@
+"""Replacing a lost producer without losing or repeating a batch.
+
+After `Committer.recover()` the new producer's init_transactions has settled the old
+one's last transaction: committed or aborted, never open. The group's committed offsets
+then say which it was. The batch in hand is never retried as it is: every owned
+partition is rewound to its committed offset, so what was not committed is read again
+and what was is not, and the batch's staged state is applied only if it committed.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import deque
+from collections.abc import Callable, Collection, Mapping, Sequence
+
+from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
+
+from eos.engine.batch import BatchResult
+from eos.engine.records import next_offsets
+from eos.engine.state import StateStore
+from eos.engine.stats import Stats
+from eos.engine.transaction import Committer, ProducerLost
+from eos.kafka.errors import ErrorClass, TransactionError
+from eos.kafka.offsets import TP, committed_positions, rewind
+
+__all__ = ["FenceWatch", "Recovered", "Recovery", "committed_through"]
+
+log = logging.getLogger("eos.processor")
+
+# How long a fenced instance looks for a newer twin in its group before it decides the
+# fence was its own producer's (an epoch bump after a broker bounce) and recovers.
+TWIN_WAIT_S = 10.0
+
+
+class Recovered(Exception):
+    """The producer was replaced and the owned partitions rewound: drop the batch."""
+
+
+class FenceWatch:
+    """Fences close together mean another live process has our transactional.id (one
+    fence after a broker bounce is librdkafka's epoch bump, and recovers)."""
+
+    def __init__(
+        self, limit: int = 3, window_s: float = 300.0, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self._limit = limit
+        self._window = window_s
+        self._clock = clock
+        self._times: deque[float] = deque()
+
+    def fenced(self) -> bool:
+        """Note a fence; True when `limit` of them fell within `window_s`."""
+        now = self._clock()
+        self._times.append(now)
+        while self._times and now - self._times[0] > self._window:
+            self._times.popleft()
+        return len(self._times) >= self._limit
+
+
+def committed_through(batch: Sequence[TopicPartition], committed: Mapping[TP, int]) -> bool:
+    """Whether the group's committed offsets include `batch` (its next offsets): the
+    transaction in doubt committed. Partitions no longer owned are left out of
+    `committed` and say nothing."""
+    known = [tp for tp in batch if (tp.topic, tp.partition) in committed]
+    return bool(known) and all(committed[(tp.topic, tp.partition)] >= tp.offset for tp in known)
+
+
+class Recovery:
+    def __init__(
+        self,
+        committer: Committer,
+        consumer: Consumer,
+        stores: Sequence[StateStore],
+        stats: Stats,
+        earliest: bool,
+        back_off: Callable[[int], None],
+        transactional_id: str,
+        twin: Callable[[], str | None] = lambda: None,
+    ) -> None:
+        """`twin` describes another live member of the group with our instance id, if
+        there is one: then a fence means it is a newer owner, not an epoch bump."""
+        self._committer = committer
+        self._consumer = consumer
+        self._stores = stores
+        self._stats = stats
+        self._earliest = earliest
+        self._back_off = back_off
+        self._transactional_id = transactional_id
+        self._fences = FenceWatch()
+        self._twin = twin
+
+    def start(self) -> None:
+        """The first producer; one that cannot start is replaced until one can."""
+        attempt = 0
+        while True:
+            try:
+                self._committer.init() if attempt == 0 else self._committer.recover()
+                return
+            except ProducerLost as lost:
+                attempt += 1
+                log.warning("starting the producer: %s; trying again", lost)
+                self._back_off(attempt)
+
+    def recover(
+        self, result: BatchResult | None, lost: ProducerLost, owned: Collection[TP]
+    ) -> None:
+        """Replace the producer, settle the batch in doubt, rewind; raises Recovered."""
+        self._stats.recoveries += 1
+        log.warning(
+            "producer lost (%s); replacing it and resuming from the committed offsets", lost
+        )
+        attempt = 0
+        while True:
+            self._check_fence(lost)
+            try:
+                self._committer.recover()
+                committed = committed_positions(self._consumer, owned)
+                break
+            except ProducerLost as again:
+                lost = again
+            except KafkaException as exc:  # the coordinator is still settling
+                log.warning("recovery: %s; trying again", exc)
+            attempt += 1
+            self._back_off(attempt)
+        done = result is not None and committed_through(next_offsets(result.records), committed)
+        for store in self._stores:
+            if done:
+                store.commit_batch()
+            else:
+                store.begin_batch()
+        if done and result is not None:
+            self._stats.committed(len(result.records), len(result.outputs), len(result.failures))
+        rewind(self._consumer, committed, self._earliest)
+        log.info(
+            "recovered: the batch in doubt %s; partitions rewound to their committed offsets",
+            "had committed" if done else "had not committed and is read again",
+        )
+        raise Recovered
+
+    def _check_fence(self, lost: ProducerLost) -> None:
+        """A fence is recovered from (after a broker bounce librdkafka's epoch bump fences
+        its own producer) unless a newer owner of our transactional.id is alive: another
+        member of the group with our instance id, or fences again and again."""
+        if not lost.fenced:
+            return
+        twin = self._twin_or_none()
+        if twin is None and not self._fences.fenced():
+            return
+        who = twin or "another live process"
+        raise TransactionError(
+            f"fenced: {who} uses transactional.id {self._transactional_id} and is newer; "
+            "this instance is the zombie and stops (safe: its work is redone). Give each "
+            "process its own EOS_INSTANCE_ID",
+            lost.error or KafkaError(KafkaError._FENCED),
+            ErrorClass.FATAL,
+        )
+
+    def _twin_or_none(self, wait_s: float = TWIN_WAIT_S) -> str | None:
+        """Look for a twin for `wait_s`: a newer process fences us in its
+        init_transactions, moments before it joins the group."""
+        deadline = time.monotonic() + wait_s
+        while True:
+            try:
+                twin = self._twin()
+            except Exception as exc:  # the group cannot be described now: the watch decides
+                log.warning("could not look for a twin instance: %s", exc)
+                twin = None
+            if twin is not None or time.monotonic() > deadline:
+                return twin
+            time.sleep(1.0)

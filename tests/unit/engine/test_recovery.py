@@ -1,0 +1,159 @@
+"""A lost producer is replaced; the batch in doubt is settled by the committed offsets."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import cast
+
+import pytest
+from confluent_kafka import Consumer, KafkaError, TopicPartition
+
+from eos.engine.api import InputRecord, OutputRecord
+from eos.engine.batch import BatchRunner
+from eos.engine.records import Encoded
+from eos.engine.recovery import FenceWatch, committed_through
+from eos.engine.state import StateStore
+from eos.engine.transaction import ProducerLost
+from eos.kafka.errors import ErrorClass, TransactionError
+from tests.unit.engine.test_processor import (
+    IN,
+    OUT,
+    FakeCommitter,
+    FakeConsumer,
+    _processor,
+    _records,
+)
+
+
+class RewindingConsumer(FakeConsumer):
+    """Also answers `committed` (what the group committed) and records seeks."""
+
+    def __init__(self, partitions: set[tuple[str, int]], committed: dict[int, int]) -> None:
+        super().__init__(partitions)
+        self.committed_at = committed
+        self.sought: list[tuple[str, int, int]] = []
+
+    def committed(self, tps: list[TopicPartition], timeout: float) -> list[TopicPartition]:
+        return [TopicPartition(t.topic, t.partition, self.committed_at[t.partition]) for t in tps]
+
+    def seek(self, partition: TopicPartition) -> None:
+        self.sought.append((partition.topic, partition.partition, partition.offset))
+
+
+class LosingCommitter(FakeCommitter):
+    """Loses its producer on the first commit (after `commits_anyway`: the commit in
+    doubt went through), then commits normally; counts recoveries."""
+
+    def __init__(self, commits_anyway: bool) -> None:
+        super().__init__(lambda _o: None)
+        self.commits_anyway = commits_anyway
+        self.recoveries = 0
+        self.lost = False
+
+    def commit(self, offsets: Sequence[TopicPartition], outputs: Sequence[Encoded]) -> None:
+        if not self.lost:
+            self.lost = True
+            if self.commits_anyway:
+                super().commit(offsets, outputs)
+            raise ProducerLost("commit_transaction", "no answer within 65s")
+        super().commit(offsets, outputs)
+
+    def recover(self) -> None:
+        self.recoveries += 1
+
+
+def _counting(store: StateStore):  # type: ignore[no-untyped-def]
+    def transform(record: InputRecord) -> list[OutputRecord]:
+        store.put(record.partition, "n", (store.get(record.partition, "n") or 0) + 1)
+        return [OutputRecord(OUT, record.key, b"out:" + (record.value or b""))]
+
+    return transform
+
+
+@pytest.mark.parametrize("commits_anyway", [False, True])
+def test_a_lost_producer_is_replaced_and_the_partitions_rewound_to_the_committed_offsets(
+    commits_anyway: bool,
+) -> None:
+    records = _records([b"a", b"b", b"c", b"d"])  # partition 0: 100, 101; partition 1: 100, 101
+    committer = LosingCommitter(commits_anyway)
+    processor, _ = _processor(committer, records)
+    # The group's offsets after the new producer settled the transaction in doubt.
+    done = {0: 102, 1: 102} if commits_anyway else {0: 100, 1: 100}
+    consumer = RewindingConsumer({(IN, 0), (IN, 1)}, done)
+    processor.consumer = cast(Consumer, consumer)
+    processor._recovery._consumer = cast(Consumer, consumer)
+    store = StateStore("count", "count.changelog")
+    store._data = {0: {}, 1: {}}
+    processor.stores = [store]
+    processor._recovery._stores = [store]
+    processor.runner = BatchRunner(_counting(store), {IN: None}, {}, 5, [store])
+
+    processor._process_batch(records)
+
+    assert committer.recoveries == 1
+    assert processor.stats.recoveries == 1
+    # Never retried as it was: rewound, so what did not commit is read again.
+    assert len(committer.commits) == (1 if commits_anyway else 0)
+    assert sorted(consumer.sought) == [(IN, 0, done[0]), (IN, 1, done[1])]
+    # The batch's state is applied only if its transaction committed.
+    assert store.get(0, "n") == (2 if commits_anyway else None)
+    assert processor.stats.records == (4 if commits_anyway else 0)
+
+
+def test_a_failing_abort_replaces_the_producer_instead_of_stopping() -> None:
+    records = _records([b"a", b"b"])
+
+    class AbortFails(FakeCommitter):
+        def abort(self) -> None:
+            super().abort()
+            raise ProducerLost("abort_transaction", "Invalid txn state", KafkaError(48))
+
+    committer = AbortFails(lambda _o: ErrorClass.ABORTABLE, code=KafkaError._TIMED_OUT)
+    processor, _ = _processor(committer, records)
+    consumer = RewindingConsumer({(IN, 0), (IN, 1)}, {0: 100, 1: 100})
+    processor.consumer = cast(Consumer, consumer)
+    processor._recovery._consumer = cast(Consumer, consumer)
+
+    processor._process_batch(records)
+
+    assert processor.stats.recoveries == 1
+    assert committer.commits == []
+    assert sorted(consumer.sought) == [(IN, 0, 100), (IN, 1, 100)]
+
+
+def test_fences_close_together_stop_the_processor_naming_the_transactional_id() -> None:
+    records = _records([b"a"])
+
+    class Fenced(FakeCommitter):
+        def commit(self, offsets: Sequence[TopicPartition], outputs: Sequence[Encoded]) -> None:
+            raise ProducerLost("commit_transaction", "fenced", KafkaError(KafkaError._FENCED))
+
+    processor, _ = _processor(Fenced(lambda _o: None), records)
+    consumer = RewindingConsumer({(IN, 0)}, {0: 100})
+    processor._recovery._consumer = cast(Consumer, consumer)
+    for _ in range(2):
+        processor._process_batch(records)  # a fence after a bounce: recovered
+    with pytest.raises(TransactionError, match=r"another live process uses transactional\.id"):
+        processor._process_batch(records)
+
+
+def test_fence_watch_counts_only_fences_within_its_window() -> None:
+    now = [0.0]
+    watch = FenceWatch(limit=3, window_s=60, clock=lambda: now[0])
+    assert not watch.fenced()
+    now[0] = 30
+    assert not watch.fenced()
+    now[0] = 100  # both earlier ones fell out of the window
+    assert not watch.fenced()
+    now[0] = 110
+    assert not watch.fenced()
+    now[0] = 120
+    assert watch.fenced()  # three within 60 s
+
+
+def test_committed_through_reads_the_batch_as_committed_only_if_every_offset_is_in() -> None:
+    batch = [TopicPartition(IN, 0, 102), TopicPartition(IN, 1, 101)]
+    assert committed_through(batch, {(IN, 0): 102, (IN, 1): 101})
+    assert not committed_through(batch, {(IN, 0): 102, (IN, 1): 100})
+    assert committed_through(batch, {(IN, 0): 102})  # partition 1 moved away meanwhile
+    assert not committed_through(batch, {})
