@@ -17,7 +17,7 @@ from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
 from confluent_kafka.schema_registry.error import SchemaRegistryError
 from pydantic import BaseModel, ValidationError
 
-from eos.errors import PermanentError
+from eos.errors import PermanentError, TransientError
 from eos.serde.registry import RegistryUnavailable, schema_str
 from eos.serde.wire import DecodeError, WriterSchemas, frame, split, trailing
 
@@ -28,7 +28,9 @@ __all__ = [
     "DecodeError",
     "EncodeError",
     "RegistryUnavailable",
+    "SchemaNotRegistered",
     "read_payload",
+    "record_subject",
     "subject_for",
 ]
 
@@ -52,6 +54,17 @@ class AvroContract:
 def subject_for(topic: str) -> str:
     """Topic-name strategy, as Confluent's serializers use by default."""
     return f"{topic}-value"
+
+
+def record_subject(contract: AvroContract) -> str:
+    """Record-name strategy: the subject of values whose topic is known only at run time
+    (reply-to topics), so setup can register it in advance."""
+    return str(contract.parsed["name"])
+
+
+class SchemaNotRegistered(TransientError):
+    """The subject has no version with the schema an output needs: setup has not
+    registered it (yet). Waited for at run time; a configuration error at start."""
 
 
 class AvroDecoder:
@@ -83,35 +96,66 @@ class AvroDecoder:
 
 
 class AvroEncoder:
-    """Encodes values for one output topic with its registered schema id."""
+    """Encodes values for one output with the id its schema has in the registry.
+
+    The id is looked up, not registered (schemas are registered by setup or CI, as
+    Confluent advises for production), once, on first use or `prepare()`: an unreachable
+    registry (RegistryUnavailable) or a schema not yet registered (SchemaNotRegistered)
+    is a reason to wait, never to dead-letter. `auto_register` is for producers that own
+    their subject (load generators, tests), not for processors.
+    """
 
     def __init__(
         self,
         registry: SchemaRegistryClient,
         topic: str,
         contract: AvroContract,
-        auto_register: bool = True,
+        auto_register: bool = False,
+        subject: str | None = None,
     ) -> None:
         self.contract = contract
-        schema = Schema(contract.schema_str, "AVRO")
-        subject = subject_for(topic)
+        self.subject = subject or subject_for(topic)
+        self._registry = registry
+        self._auto_register = auto_register
+        self._header: bytes | None = None
+        self.schema_id = -1
+
+    def for_topic(self, _topic: str) -> AvroEncoder:
+        """This encoder, whatever the topic (its subject does not name one)."""
+        return self
+
+    def prepare(self) -> None:
+        """Find the schema's id (the first call asks the registry)."""
+        if self._header is not None:
+            return
+        schema = Schema(self.contract.schema_str, "AVRO")
         try:
-            if auto_register:
-                schema_id = registry.register_schema(subject, schema)
+            if self._auto_register:
+                schema_id = self._registry.register_schema(self.subject, schema)
             else:
-                schema_id = registry.lookup_schema(subject, schema).schema_id or -1
+                schema_id = self._registry.lookup_schema(self.subject, schema).schema_id or -1
         except SchemaRegistryError as exc:
-            raise SchemaRegistryError(
-                exc.http_status_code,
-                exc.error_code,
-                f"cannot use the schema for {subject}: {exc.error_message}",
+            if exc.http_status_code == 404:
+                raise SchemaNotRegistered(
+                    f"subject {self.subject} has no version with this schema; register it "
+                    "first (`eos schemas register`, or `eos ledger setup` for the ledger)"
+                ) from exc
+            raise RegistryUnavailable(
+                f"schema registry error looking up {self.subject}: {exc}"
             ) from exc
-        self.schema_id: int = schema_id
+        except Exception as exc:  # connection refused, timeouts: the registry is down
+            raise RegistryUnavailable(
+                f"schema registry unreachable looking up {self.subject}: {exc}"
+            ) from exc
+        self.schema_id = schema_id
         self._header = frame(schema_id)
 
     def encode(self, value: Any) -> bytes:
         if isinstance(value, BaseModel):
             value = value.model_dump()
+        if self._header is None:
+            self.prepare()
+        assert self._header is not None
         buf = io.BytesIO()
         buf.write(self._header)
         try:

@@ -22,14 +22,25 @@ class SubjectCheck:
         return self.status != "INCOMPATIBLE"
 
 
+def by_subject(contracts: Mapping[str, AvroContract]) -> dict[str, AvroContract]:
+    """Topics' contracts keyed by their subjects (topic-name strategy)."""
+    return {subject_for(topic): contract for topic, contract in contracts.items()}
+
+
 def check(
     registry: SchemaRegistryClient, contracts: Mapping[str, AvroContract]
 ) -> list[SubjectCheck]:
     """Would registering each topic's contract be accepted under the subject's rules?"""
+    return check_subjects(registry, by_subject(contracts))
+
+
+def check_subjects(
+    registry: SchemaRegistryClient, subjects: Mapping[str, AvroContract]
+) -> list[SubjectCheck]:
+    """Would registering each subject's contract be accepted under its rules?"""
     results = []
     existing = set(registry.get_subjects())
-    for topic, contract in sorted(contracts.items()):
-        subject = subject_for(topic)
+    for subject, contract in sorted(subjects.items()):
         if subject not in existing:
             results.append(SubjectCheck(subject, "new", "not registered yet"))
             continue
@@ -53,10 +64,16 @@ def check(
 def register(
     registry: SchemaRegistryClient, contracts: Mapping[str, AvroContract], level: str = "BACKWARD"
 ) -> dict[str, int]:
-    """Register every contract under the topic-name strategy, with `level` compatibility."""
+    """Register every topic's contract under the topic-name strategy."""
+    return register_subjects(registry, by_subject(contracts), level)
+
+
+def register_subjects(
+    registry: SchemaRegistryClient, subjects: Mapping[str, AvroContract], level: str = "BACKWARD"
+) -> dict[str, int]:
+    """Register each subject's contract, with `level` compatibility."""
     ids = {}
-    for topic, contract in sorted(contracts.items()):
-        subject = subject_for(topic)
+    for subject, contract in sorted(subjects.items()):
         ids[subject] = registry.register_schema(subject, Schema(contract.schema_str, "AVRO"))
         registry.set_compatibility(subject, level)
     return ids

@@ -27,11 +27,15 @@ import fastavro
 from confluent_kafka import Consumer, Producer
 from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
 
+from eos.config import EngineSettings
+from eos.engine.app import app_subjects
 from eos.errors import RunFailed
+from eos.examples.events import build
 from eos.kafka.admin import create_topic
 from eos.kafka.offsets import Offsets, total
 from eos.kafka.produce import Encoded, produce
 from eos.progress import Progress
+from eos.serde import compat
 from eos.serde.schemas import contract
 from eos.serde.wire import frame, split
 from eos.stack.cluster import KafkaCluster, provide_cluster
@@ -70,6 +74,7 @@ def run_mode(cluster: KafkaCluster, mode: str, opts: BenchOptions) -> dict[str, 
         "output": create_topic(config, f"bench-out-{tag}", opts.partitions),
         "dlq": create_topic(config, f"bench-dlq-{tag}", 1),
     }
+    register_events_app(cluster, topics["input"], topics["output"])
     print(f"\n== {mode}: preloading {opts.records:,} events into {topics['input']}", flush=True)
     preload(cluster, topics["input"], opts.records)
 
@@ -119,6 +124,18 @@ def run_mode(cluster: KafkaCluster, mode: str, opts: BenchOptions) -> dict[str, 
         "latency_samples": seen,
         "latency_rate_per_s": opts.latency_rate,
     }
+
+
+def register_events_app(cluster: KafkaCluster, input_topic: str, output_topic: str) -> None:
+    """What setup does before processors start: register the app's schemas."""
+    settings = EngineSettings(
+        bootstrap_servers=cluster.bootstrap_servers,
+        schema_registry_url=cluster.schema_registry_url,
+        input_topics=[input_topic],
+        output_topic=output_topic,
+    )
+    registry = SchemaRegistryClient({"url": cluster.schema_registry_url})
+    compat.register_subjects(registry, app_subjects(build(settings)))
 
 
 def _encoder(cluster: KafkaCluster, topic: str) -> tuple[bytes, Any]:

@@ -84,6 +84,14 @@ def test_the_readme_example_prices_orders_and_dead_letters_a_bad_one(
         "EOS_DLQ_TOPIC": dlq,
         "EOS_INSTANCE_ID": f"readme-{run}",
     }
+    # As the README says: setup registers the schemas, then the processor runs.
+    subprocess.run(
+        [sys.executable, "-m", "eos", "schemas", "register", "pricing:app"],
+        cwd=tmp_path,
+        env=env,
+        check=True,
+        capture_output=True,
+    )
     proc = subprocess.Popen(
         [sys.executable, *command],
         cwd=tmp_path,

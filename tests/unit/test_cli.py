@@ -40,11 +40,12 @@ def test_ledger_setup_shows_its_own_and_its_connection_options_only() -> None:
     assert "--group-id" not in result.output
 
 
-def test_schemas_commands_show_only_the_registry() -> None:
+def test_schemas_commands_show_only_what_naming_the_app_and_registry_needs() -> None:
     result = _eos("schemas", "check", "--help")
     assert result.exit_code == 0, result.output
+    assert "[APP]" in result.output
     assert "--schema-registry-url" in result.output
-    assert "--bootstrap-servers" not in result.output
+    assert "--batch-max-ms" not in result.output
 
 
 def test_run_shows_every_engine_setting_with_its_env_var_and_default() -> None:

@@ -11,8 +11,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
+from confluent_kafka.schema_registry import SchemaRegistryClient
 
 from eos.config import EngineSettings
+from eos.engine.app import app_subjects
+from eos.examples.events import build
+from eos.serde import compat
 from eos.serde.schemas import load_schema
 from eos.testing.cluster import KafkaCluster
 from eos.testing.helpers import create_topic, produce_avro, read_committed
@@ -122,6 +126,9 @@ def pipeline(eos_cluster: KafkaCluster) -> Iterator[Pipeline]:
         group=f"g-{tag}",
         partitions=3,
     )
+    # Setup registers the app's schemas; processors only look them up.
+    registry = SchemaRegistryClient({"url": eos_cluster.schema_registry_url})
+    compat.register_subjects(registry, app_subjects(build(p.settings())))
     yield p
     for proc in p.procs:
         if proc.poll() is None:
