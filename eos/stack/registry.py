@@ -6,9 +6,11 @@ import json
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
+from pathlib import Path
 
 from eos.stack.artifacts import APICURIO_VERSION, Artifacts
 from eos.stack.java import find_java
+from eos.stack.layout import StackLayout
 
 CCOMPAT_PATH = "/apis/ccompat/v7"
 
@@ -22,7 +24,23 @@ class RegistryNode:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}{CCOMPAT_PATH}"
 
-    def argv(self, artifacts: Artifacts, marker: str) -> list[str]:
+    def data_dir(self, layout: StackLayout) -> Path:
+        return layout.data_dir(self.name).resolve()
+
+    def jdbc_url(self, layout: StackLayout) -> str:
+        """The H2 file database that holds every subject, version and id.
+
+        H2's default MVStore file is crash-safe (a SIGKILL loses no committed data and
+        leaves a file that opens). WRITE_DELAY=0 writes each commit before the registry
+        answers, instead of up to half a second later, so a kill right after a
+        registration does not lose it.
+        """
+        path = self.data_dir(layout) / "registry"
+        if ";" in str(path):
+            raise RuntimeError(f"the registry's data path cannot contain ';': {path}")
+        return f"jdbc:h2:file:{path};WRITE_DELAY=0"
+
+    def argv(self, layout: StackLayout, artifacts: Artifacts, marker: str) -> list[str]:
         return [
             find_java(21, f"Apicurio Registry {APICURIO_VERSION}"),
             "-Xmx512m",
@@ -41,6 +59,11 @@ class RegistryNode:
             "-Dapicurio.rest.deletion.artifact.enabled=true",
             "-Dapicurio.rest.deletion.artifact-version.enabled=true",
             "-Dapicurio.rest.deletion.group.enabled=true",
+            # SQL storage on H2, as by default, but in a file instead of in memory: a
+            # restart must not hand out ids 1, 2, 3 again for other schemas.
+            "-Dapicurio.storage.kind=sql",
+            "-Dapicurio.storage.sql.kind=h2",
+            f"-Dapicurio.datasource.url={self.jdbc_url(layout)}",
             "-jar",
             str(artifacts.apicurio_jar),
         ]

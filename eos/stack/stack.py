@@ -134,13 +134,15 @@ class Stack:
             self.say(f"started {node.name} on 127.0.0.1:{node.port} (log {proc.log_file})")
         if start_registry:
             proc = self._process(reg.name)
-            proc.start(reg.argv(artifacts, proc.marker), cwd=self.layout.run)
+            reg.data_dir(self.layout).mkdir(parents=True, exist_ok=True)
+            proc.start(reg.argv(self.layout, artifacts, proc.marker), cwd=self.layout.run)
             self.say(f"started registry on 127.0.0.1:{reg.port} (log {proc.log_file})")
         self._wait_ready(time.monotonic() + timeout)
         self.say(f"stack ready in {time.monotonic() - started:.1f}s")
         self.say(f"  bootstrap servers: {requested.bootstrap_servers}")
         if requested.registry_url:
             self.say(f"  schema registry (Confluent-compatible): {requested.registry_url}")
+            self.say(f"  registry data in {reg.data_dir(self.layout)}")
 
     def _claim(self, proc: ManagedProcess, *ports: int) -> bool:
         """True when `proc` must be started; False when ours is already running."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -27,6 +28,7 @@ from confluent_kafka.admin import (  # type: ignore[attr-defined]
     ConfigResource,
     NewTopic,
 )
+from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
 
 from eos.stack.artifacts import ToolMissing, resolve
 from eos.stack.layout import StackLayout
@@ -410,3 +412,79 @@ def test_three_brokers_replicate_a_committed_transaction(stack: StackRun) -> Non
     assert all(_wait_gone(pid) for pid in pids.values())
     assert not (stack.run_dir / "data").exists()
     assert stack.pids() == {}
+
+
+def _avro(name: str, *fields: str) -> Schema:
+    record = {
+        "type": "record",
+        "name": name,
+        "namespace": "eos.stack.test",
+        "fields": [{"name": f, "type": "string", "default": ""} for f in fields],
+    }
+    return Schema(json.dumps(record), "AVRO")
+
+
+def test_registry_keeps_subjects_versions_and_ids_across_a_sigkill(stack: StackRun) -> None:
+    out = _ok(stack.up())
+    data = stack.run_dir.resolve() / "data" / "registry"
+    tag = uuid.uuid4().hex[:8]
+    registered = {
+        f"orders-{tag}-value": [_avro("Order", "id"), _avro("Order", "id", "note")],
+        f"payments-{tag}-value": [_avro("Payment", "id")],
+        f"refunds-{tag}-value": [_avro("Refund", "id")],
+    }
+    client = SchemaRegistryClient({"url": stack.registry_url})
+    ids = {
+        subject: [client.register_schema(subject, schema) for schema in schemas]
+        for subject, schemas in registered.items()
+    }
+    used = {i for subject_ids in ids.values() for i in subject_ids}
+    assert len(used) == 4, ids
+
+    # The hard kill comes right after the last write: a commit the registry
+    # acknowledged must already be on disk, not waiting for a delayed flush.
+    pid = stack.pids()["registry"]
+    os.kill(pid, signal.SIGKILL)
+    assert _wait_gone(pid)
+    deadline = time.monotonic() + 15
+    while port_open(stack.registry_port) and time.monotonic() < deadline:
+        time.sleep(0.1)  # the JVM's other threads may still hold the socket
+
+    again = _ok(stack.up())
+    assert "kafka-1 already running" in again
+    assert f"started registry on 127.0.0.1:{stack.registry_port}" in again
+    assert stack.pids()["registry"] != pid
+
+    def check(client: SchemaRegistryClient) -> None:
+        assert set(registered) <= set(client.get_subjects())
+        for subject, schemas in registered.items():
+            assert client.get_versions(subject) == list(range(1, len(schemas) + 1)), subject
+            for version, (schema, schema_id) in enumerate(
+                zip(schemas, ids[subject], strict=True), 1
+            ):
+                got = client.get_version(subject, version)
+                assert got.schema_id == schema_id, (subject, version)
+                stored = client.get_schema(schema_id)
+                assert stored.schema_str is not None
+                assert json.loads(stored.schema_str) == json.loads(str(schema.schema_str))
+
+    # A new client each time: a client caches what it has seen.
+    client = SchemaRegistryClient({"url": stack.registry_url})
+    check(client)
+    # The id counter carries on: a new schema gets an id no earlier schema had.
+    shipment = f"shipments-{tag}-value"
+    fresh = client.register_schema(shipment, _avro("Shipment", "id"))
+    assert fresh not in used
+    assert fresh > max(used)
+    ids[shipment] = [fresh]
+    registered[shipment] = [_avro("Shipment", "id")]
+
+    # A plain `down` keeps the data too; `down --wipe` deletes it.
+    assert f"registry data in {data}" in out
+    assert any(data.iterdir())
+    _ok(stack.eos("down"))
+    _ok(stack.up())
+    check(SchemaRegistryClient({"url": stack.registry_url}))
+    down = _ok(stack.eos("down", "--wipe"))
+    assert "stopped registry" in down
+    assert not data.exists()
