@@ -28,6 +28,7 @@ class TopicCache:
         timeout: float = 10.0,
     ) -> None:
         self._client = client
+        self.missing_ttl_s = missing_ttl_s
         self._ttl = {True: known_ttl_s, False: missing_ttl_s}
         self._clock = clock
         self._timeout = timeout
