@@ -11,8 +11,8 @@ committed offset yet counts from 0).
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Mapping
-from typing import Any
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, TypeVar
 
 from confluent_kafka import (
     OFFSET_BEGINNING,
@@ -36,10 +36,12 @@ __all__ = [
     "lag",
     "open_transactions",
     "rewind",
+    "settled",
     "total",
 ]
 
 TP = tuple[str, int]
+T = TypeVar("T")
 
 
 def lag(committed: Mapping[TP, int], ends: Mapping[TP, int]) -> int:
@@ -101,40 +103,52 @@ class Offsets:
         """The group's committed offset per partition (negative where it has none);
         stable: an offset still inside an open transaction is waited for."""
         tps = [TopicPartition(t, p) for t, p in partitions]
-        deadline = time.monotonic() + self._timeout
-        while True:
+
+        def ask() -> dict[TP, int]:
             futures = self._admin.list_consumer_group_offsets(
                 [ConsumerGroupTopicPartitions(group, tps)],
                 require_stable=True,
                 request_timeout=self._timeout,
             )
-            try:
-                result = futures[group].result(timeout=self._timeout).topic_partitions or []
-                # A partition whose offset is still inside an open transaction answers
-                # UNSTABLE_OFFSET_COMMIT: ask again rather than read it as "none".
-                unstable = [tp.error for tp in result if tp.error is not None]
-                if unstable:
-                    raise KafkaException(unstable[0])
-            except KafkaException as exc:
-                # A coordinator still loading or moving (a cold or bouncing broker).
-                if not is_settling(kafka_error(exc)) or time.monotonic() > deadline:
-                    raise
-                time.sleep(0.2)
-                continue
+            result = futures[group].result(timeout=self._timeout).topic_partitions or []
+            # A partition whose offset is still inside an open transaction answers
+            # UNSTABLE_OFFSET_COMMIT: ask again rather than read it as "none".
+            unstable = [tp.error for tp in result if tp.error is not None]
+            if unstable:
+                raise KafkaException(unstable[0])
             return {(tp.topic, tp.partition): tp.offset for tp in result}
+
+        return settled(ask, self._timeout)
 
     def _ends(self, partitions: Iterable[TP], level: IsolationLevel) -> dict[TP, int]:
         latest = OffsetSpec.latest()  # type: ignore[no-untyped-call]
         wanted = {TopicPartition(t, p): latest for t, p in partitions}
         if not wanted:
             return {}
-        futures = self._admin.list_offsets(
-            wanted, isolation_level=level, request_timeout=self._timeout
-        )
-        return {
-            (tp.topic, tp.partition): f.result(timeout=self._timeout).offset
-            for tp, f in futures.items()
-        }
+
+        def ask() -> dict[TP, int]:
+            futures = self._admin.list_offsets(
+                wanted, isolation_level=level, request_timeout=self._timeout
+            )
+            return {
+                (tp.topic, tp.partition): f.result(timeout=self._timeout).offset
+                for tp, f in futures.items()
+            }
+
+        return settled(ask, self._timeout)
+
+
+def settled(ask: Callable[[], T], timeout: float) -> T:
+    """`ask()`, asked again while the cluster is settling (a coordinator loading or
+    moving, a leader being elected: a cold or bouncing broker), for up to `timeout`."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return ask()
+        except KafkaException as exc:
+            if not is_settling(kafka_error(exc)) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
 
 
 def committed_positions(
@@ -146,16 +160,8 @@ def committed_positions(
     tps = [TopicPartition(t, p) for t, p in partitions]
     if not tps:
         return {}
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            found = consumer.committed(tps, timeout=max(deadline - time.monotonic(), 1.0))
-        except KafkaException as exc:
-            if not is_settling(kafka_error(exc)) or time.monotonic() > deadline:
-                raise
-            time.sleep(0.2)
-            continue
-        return {(tp.topic, tp.partition): tp.offset for tp in found}
+    found = settled(lambda: consumer.committed(tps, timeout=timeout), timeout)
+    return {(tp.topic, tp.partition): tp.offset for tp in found}
 
 
 def rewind(consumer: Consumer, committed: Mapping[TP, int], earliest: bool) -> None:

@@ -17,10 +17,13 @@ import sys
 import time
 import urllib.request
 import uuid
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+import fastavro
 import pytest
 from confluent_kafka import KafkaError, Message, Producer
 from confluent_kafka.admin import (  # type: ignore[attr-defined]
@@ -30,14 +33,23 @@ from confluent_kafka.admin import (  # type: ignore[attr-defined]
 )
 from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
 
+from eos.config import EngineSettings
+from eos.engine.app import app_subjects
+from eos.examples.events import build
+from eos.serde import compat
+from eos.serde.schemas import contract, load_schema
+from eos.serde.wire import split
 from eos.stack.artifacts import ToolMissing, resolve
 from eos.stack.layout import StackLayout
 from eos.stack.processes import ManagedProcess, port_open
 from eos.testing.cluster import KafkaCluster
-from eos.testing.helpers import read_committed
+from eos.testing.helpers import create_topic, produce_avro, read_committed
+from eos.tools.commands import run_command
+from tests.integration.engine.conftest import make_events
 
 pytestmark = pytest.mark.slow
 
+ENRICHED = contract("enriched_event").parsed
 KAFKA_BASE_PORT = 39092  # each test takes 6 ports from here: 3 brokers x (broker, controller)
 REGISTRY_BASE_PORT = 38081
 UP_TIMEOUT = 240.0  # for the `up` subprocess; the CLI itself gives up after --timeout
@@ -488,3 +500,77 @@ def test_registry_keeps_subjects_versions_and_ids_across_a_sigkill(stack: StackR
     down = _ok(stack.eos("down", "--wipe"))
     assert "stopped registry" in down
     assert not data.exists()
+
+
+def test_a_processor_survives_a_frozen_broker_without_hanging_or_exiting(
+    stack: StackRun, eos_cluster: KafkaCluster, tmp_path: Path
+) -> None:
+    """The broker stops answering (SIGSTOP) for longer than a transaction may last: every
+    transactional call is bounded, the producer is replaced if it must be, and the
+    processor goes on once the broker is back: no exit, no hang, exactly once."""
+    _ok(stack.up("--no-registry"))
+    cluster = KafkaCluster(stack.bootstrap(), eos_cluster.schema_registry_url, "private")
+    tag = uuid.uuid4().hex[:6]
+    topics = {
+        "input": create_topic(cluster, f"frozen-in-{tag}", 3),
+        "output": create_topic(cluster, f"frozen-out-{tag}", 3),
+        "dlq": create_topic(cluster, f"frozen-dlq-{tag}", 1),
+    }
+    settings = EngineSettings(
+        bootstrap_servers=cluster.bootstrap_servers,
+        schema_registry_url=cluster.schema_registry_url,
+        input_topics=[topics["input"]],
+        output_topic=topics["output"],
+    )
+    registry = SchemaRegistryClient({"url": cluster.schema_registry_url})
+    compat.register_subjects(registry, app_subjects(build(settings)))
+    events = make_events(3000)
+    produce_avro(
+        cluster, topics["input"], load_schema("event"), [(e["account"], e) for e in events]
+    )
+    cmd = run_command(
+        cluster.bootstrap_servers,
+        cluster.schema_registry_url,
+        f"g-{tag}",
+        (topics["input"], topics["output"], topics["dlq"]),
+        f"frozen-{tag}",
+        "--batch-max-records",
+        "50",
+        "--transaction-timeout-ms",
+        "10000",
+        "--session-timeout-ms",
+        "6000",
+    )
+    env = {**os.environ, "EOS_STATE_DIR": str(tmp_path / "state")}
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env
+    )
+    out = ""
+    try:
+        deadline = time.monotonic() + 60
+        while len(read_committed(cluster, topics["output"])) < 300:
+            assert time.monotonic() < deadline and proc.poll() is None, "no progress"
+            time.sleep(0.5)
+        broker = stack.pids()["kafka-1"]
+        os.kill(broker, signal.SIGSTOP)
+        try:
+            time.sleep(30)  # three transaction timeouts
+            assert proc.poll() is None, "the processor exited while the broker was frozen"
+        finally:
+            os.kill(broker, signal.SIGCONT)
+        deadline = time.monotonic() + 180
+        while len(read_committed(cluster, topics["output"], 60)) < len(events):
+            assert proc.poll() is None, "the processor exited after the broker came back"
+            assert time.monotonic() < deadline, "the processor did not catch up"
+            time.sleep(1)
+    finally:
+        proc.terminate()
+        out = proc.communicate(timeout=90)[0]
+    assert proc.returncode == 0, out[-5000:]
+    values: list[Any] = [
+        fastavro.schemaless_reader(split(m.value())[1], ENRICHED)
+        for m in read_committed(cluster, topics["output"], 60)
+    ]
+    ids = Counter(v["id"] for v in values)
+    assert ids == Counter({e["id"]: 1 for e in events}), out[-5000:]
+    assert read_committed(cluster, topics["dlq"], 60) == []
