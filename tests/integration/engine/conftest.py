@@ -97,6 +97,13 @@ class Pipeline:
         return proc
 
 
+def stop(proc: subprocess.Popen[str]) -> tuple[int, str]:
+    """SIGTERM a spawned processor; its exit code and everything it printed."""
+    proc.terminate()
+    out, _ = proc.communicate(timeout=60)
+    return proc.returncode, out
+
+
 def make_events(
     n: int, start: int = 0, action: str = "ok", accounts: int = 7
 ) -> list[dict[str, Any]]:

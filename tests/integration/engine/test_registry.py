@@ -8,13 +8,12 @@ test cuts: connections refused) while the registry other tests use keeps running
 from __future__ import annotations
 
 import json
-import subprocess
 import time
 import uuid
 
 from eos.serde.schemas import load_schema
 from eos.testing.helpers import create_topic, produce_avro
-from tests.integration.engine.conftest import Pipeline, make_events, wait_for
+from tests.integration.engine.conftest import Pipeline, make_events, stop, wait_for
 from tests.integration.proxy import proxied
 
 
@@ -23,12 +22,6 @@ def _v2_event_schema() -> str:
     schema = json.loads(load_schema("event"))
     schema["fields"].append({"name": "note", "type": ["null", "string"], "default": None})
     return json.dumps(schema)
-
-
-def _stop(proc: subprocess.Popen[str]) -> tuple[int, str]:
-    proc.terminate()
-    out, _ = proc.communicate(timeout=60)
-    return proc.returncode, out
 
 
 def test_a_registry_outage_mid_run_holds_the_batch_and_dead_letters_nothing(
@@ -53,7 +46,7 @@ def test_a_registry_outage_mid_run_holds_the_batch_and_dead_letters_nothing(
 
         proxy.restore()
         wait_for(lambda: len(pipeline.outputs()) == 40, 60, "the outputs after the outage")
-        code, out = _stop(proc)
+        code, out = stop(proc)
     assert code == 0, out
     assert pipeline.dead_letters() == []
     assert "schema registry unavailable" in out
@@ -72,7 +65,7 @@ def test_a_processor_started_while_the_registry_is_down_waits_then_runs(
         assert pipeline.outputs() == []
         proxy.restore()
         wait_for(lambda: len(pipeline.outputs()) == 10, 60, "outputs once the registry answers")
-        code, out = _stop(proc)
+        code, out = stop(proc)
     assert code == 0, out
     assert pipeline.dead_letters() == []
 

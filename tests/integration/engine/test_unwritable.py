@@ -4,7 +4,6 @@ and the processor goes on."""
 from __future__ import annotations
 
 import hashlib
-import subprocess
 import time
 from typing import Any
 
@@ -14,7 +13,7 @@ from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-def
 from eos.engine import dlq as h
 from eos.kafka.metadata import TopicCache
 from eos.testing.helpers import create_topic
-from tests.integration.engine.conftest import Pipeline, make_events, wait_for
+from tests.integration.engine.conftest import Pipeline, make_events, stop, wait_for
 
 BIG = 1_040_000
 
@@ -22,12 +21,6 @@ BIG = 1_040_000
 def _headers(msg: Any) -> dict[str, str]:
     raw = msg.headers() or []
     return {k: v.decode("utf-8", "replace") for k, v in raw}
-
-
-def _stop(proc: subprocess.Popen[str]) -> tuple[int, str]:
-    proc.terminate()
-    out, _ = proc.communicate(timeout=60)
-    return proc.returncode, out
 
 
 def test_an_input_too_large_for_the_dlq_is_dead_lettered_cut_with_its_size_and_digest(
@@ -46,7 +39,7 @@ def test_an_input_too_large_for_the_dlq_is_dead_lettered_cut_with_its_size_and_d
     pipeline.produce(make_events(10))
     wait_for(lambda: len(pipeline.outputs()) == 10, 60, "the good records' outputs")
     wait_for(lambda: len(pipeline.dead_letters()) == 1, 60, "the big record's dead letter")
-    code, out = _stop(proc)
+    code, out = stop(proc)
     assert code == 0, out
 
     [dead] = pipeline.dead_letters()
@@ -83,8 +76,8 @@ def test_a_record_aimed_at_a_deleted_topic_is_dead_lettered_and_the_processor_go
     try:
         wait_for(lambda: len(pipeline.outputs()) == 3, 120, "outputs to the recreated topic")
     except AssertionError as exc:
-        raise AssertionError(f"{exc}\n{_stop(proc)[1][-4000:]}") from None
-    code, out = _stop(proc)
+        raise AssertionError(f"{exc}\n{stop(proc)[1][-4000:]}") from None
+    code, out = stop(proc)
     assert code == 0, out
     [dead] = pipeline.dead_letters()
     headers = _headers(dead)
