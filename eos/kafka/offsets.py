@@ -18,7 +18,6 @@ from confluent_kafka import (
     OFFSET_BEGINNING,
     OFFSET_END,
     Consumer,
-    ConsumerGroupTopicPartitions,
     IsolationLevel,
     KafkaException,
     TopicPartition,
@@ -77,8 +76,10 @@ class Offsets:
     """Asks the cluster where partitions stand, through one admin client."""
 
     def __init__(self, config: Mapping[str, Any], timeout: float = 10.0) -> None:
-        self._admin = AdminClient(connection_config(config))
+        self._config = connection_config(config)
+        self._admin = AdminClient(self._config)
         self._timeout = timeout
+        self._consumers: dict[str, Consumer] = {}
 
     def partitions(self, topics: Iterable[str]) -> list[TP]:
         """Every partition of `topics`, in order; KeyError names a topic that is missing."""
@@ -101,24 +102,33 @@ class Offsets:
 
     def committed(self, group: str, partitions: Iterable[TP]) -> dict[TP, int]:
         """The group's committed offset per partition (negative where it has none);
-        stable: an offset still inside an open transaction is waited for."""
-        tps = [TopicPartition(t, p) for t, p in partitions]
+        stable: an offset still inside an open transaction is waited for.
 
-        def ask() -> dict[TP, int]:
-            futures = self._admin.list_consumer_group_offsets(
-                [ConsumerGroupTopicPartitions(group, tps)],
-                require_stable=True,
-                request_timeout=self._timeout,
+        Asked through a consumer of the group that never joins it, not the admin API:
+        librdkafka crashes the process when an admin client's offset fetch meets a
+        coordinator that is not ready yet (a cold broker)."""
+        consumer = self._consumers.get(group)
+        if consumer is None:
+            consumer = self._consumers[group] = Consumer(
+                {
+                    **self._config,
+                    "group.id": group,
+                    "isolation.level": "read_committed",  # require stable offsets
+                    "enable.auto.commit": False,
+                }
             )
-            result = futures[group].result(timeout=self._timeout).topic_partitions or []
-            # A partition whose offset is still inside an open transaction answers
-            # UNSTABLE_OFFSET_COMMIT: ask again rather than read it as "none".
-            unstable = [tp.error for tp in result if tp.error is not None]
-            if unstable:
-                raise KafkaException(unstable[0])
-            return {(tp.topic, tp.partition): tp.offset for tp in result}
+        return committed_positions(consumer, partitions, self._timeout)
 
-        return settled(ask, self._timeout)
+    def __enter__(self) -> Offsets:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        for consumer in self._consumers.values():
+            consumer.close()
+        self._consumers.clear()
 
     def _ends(self, partitions: Iterable[TP], level: IsolationLevel) -> dict[TP, int]:
         latest = OffsetSpec.latest()  # type: ignore[no-untyped-call]

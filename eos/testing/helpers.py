@@ -80,5 +80,6 @@ def committed_offsets(
 ) -> dict[int, int]:
     """The group's committed offset per partition (-1001 when none)."""
     tps = [(topic, p) for p in range(partitions)]
-    committed = Offsets(cluster.client_config()).committed(group, tps)
+    with Offsets(cluster.client_config()) as offsets:
+        committed = offsets.committed(group, tps)
     return {p: committed.get((topic, p), -1001) for _topic, p in tps}

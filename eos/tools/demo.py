@@ -211,15 +211,15 @@ def kill_and_restart(
     """SIGKILL processor a once the group has committed about 40% of the payments, then
     restart it; gives up without killing when `stop` is set."""
     stop = stop or threading.Event()
-    offsets = Offsets(consumer_config(engine))
-    partitions = offsets.partitions([ledger.payments_topic])
-    start = total(offsets.committed(engine.group_id, partitions))
-    done = 0
-    deadline = time.monotonic() + 600
-    while time.monotonic() < deadline and done < 0.4 * payments:
-        if stop.wait(0.2):
-            return
-        done = total(offsets.committed(engine.group_id, partitions)) - start
+    with Offsets(consumer_config(engine)) as offsets:
+        partitions = offsets.partitions([ledger.payments_topic])
+        start = total(offsets.committed(engine.group_id, partitions))
+        done = 0
+        deadline = time.monotonic() + 600
+        while time.monotonic() < deadline and done < 0.4 * payments:
+            if stop.wait(0.2):
+                return
+            done = total(offsets.committed(engine.group_id, partitions)) - start
     procs["a"].kill()
     procs["a"].wait()
     print(
@@ -242,33 +242,33 @@ def wait_caught_up(
     """Waits until the group's committed offsets reach the ends; returns when they first did.
 
     RunFailed when a processor exits meanwhile or `timeout` passes first."""
-    offsets = Offsets(consumer_config(engine))
-    partitions = offsets.partitions([ledger.payments_topic, ledger.credits_topic])
-    deadline = time.monotonic() + timeout
-    last_line = 0.0
-    zero_since: float | None = None
-    last_snapshot: list[tuple[int, int]] = []
-    while time.monotonic() < deadline:
-        for name, proc in procs.items():
-            if proc.poll() is not None:
-                raise RunFailed(f"processor {name} exited with {proc.returncode}")
-        behind, snapshot = _lag(offsets, engine.group_id, partitions)
-        # Each committed transaction leaves a marker after its records, so a settled
-        # partition may show a lag of one; settled means nothing moved for 3 s, too.
-        if behind <= len(partitions) and snapshot == last_snapshot:
-            zero_since = zero_since or time.monotonic()
-            if time.monotonic() - zero_since > 3:
-                return zero_since
-        else:
-            zero_since = None
-        last_snapshot = snapshot
-        if time.monotonic() - last_line > 2:
-            if behind <= len(partitions):
-                print(f"  lag {behind:,}: at most one commit marker per partition", flush=True)
+    with Offsets(consumer_config(engine)) as offsets:
+        partitions = offsets.partitions([ledger.payments_topic, ledger.credits_topic])
+        deadline = time.monotonic() + timeout
+        last_line = 0.0
+        zero_since: float | None = None
+        last_snapshot: list[tuple[int, int]] = []
+        while time.monotonic() < deadline:
+            for name, proc in procs.items():
+                if proc.poll() is not None:
+                    raise RunFailed(f"processor {name} exited with {proc.returncode}")
+            behind, snapshot = _lag(offsets, engine.group_id, partitions)
+            # Each committed transaction leaves a marker after its records, so a settled
+            # partition may show a lag of one; settled means nothing moved for 3 s, too.
+            if behind <= len(partitions) and snapshot == last_snapshot:
+                zero_since = zero_since or time.monotonic()
+                if time.monotonic() - zero_since > 3:
+                    return zero_since
             else:
-                print(f"  lag {behind:,} records", flush=True)
-            last_line = time.monotonic()
-        time.sleep(0.5)
+                zero_since = None
+            last_snapshot = snapshot
+            if time.monotonic() - last_line > 2:
+                if behind <= len(partitions):
+                    print(f"  lag {behind:,}: at most one commit marker per partition", flush=True)
+                else:
+                    print(f"  lag {behind:,} records", flush=True)
+                last_line = time.monotonic()
+            time.sleep(0.5)
     raise RunFailed("timed out waiting for the processors to catch up")
 
 
