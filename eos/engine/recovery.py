@@ -89,6 +89,7 @@ class Recovery:
         self._transactional_id = transactional_id
         self._fences = FenceWatch()
         self._twin = twin
+        self.twin_wait_s = TWIN_WAIT_S
 
     def start(self) -> None:
         """The first producer; one that cannot start is replaced until one can."""
@@ -156,10 +157,10 @@ class Recovery:
             ErrorClass.FATAL,
         )
 
-    def _twin_or_none(self, wait_s: float = TWIN_WAIT_S) -> str | None:
-        """Look for a twin for `wait_s`: a newer process fences us in its
+    def _twin_or_none(self) -> str | None:
+        """Look for a twin for `twin_wait_s`: a newer process fences us in its
         init_transactions, moments before it joins the group."""
-        deadline = time.monotonic() + wait_s
+        deadline = time.monotonic() + self.twin_wait_s
         while True:
             try:
                 twin = self._twin()

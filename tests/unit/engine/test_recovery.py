@@ -121,6 +121,20 @@ def test_a_failing_abort_replaces_the_producer_instead_of_stopping() -> None:
     assert sorted(consumer.sought) == [(IN, 0, 100), (IN, 1, 100)]
 
 
+def test_a_fence_with_a_twin_in_the_group_stops_the_older_instance_at_once() -> None:
+    records = _records([b"a"])
+
+    class Fenced(FakeCommitter):
+        def commit(self, offsets: Sequence[TopicPartition], outputs: Sequence[Encoded]) -> None:
+            raise ProducerLost("commit_transaction", "fenced", KafkaError(KafkaError._FENCED))
+
+    processor, _ = _processor(Fenced(lambda _o: None), records)
+    processor._recovery._twin = lambda: "member m-2 on host /10.0.0.7"
+    with pytest.raises(TransactionError, match=r"member m-2 on host /10\.0\.0\.7 uses"):
+        processor._process_batch(records)
+    assert processor.stats.recoveries == 1  # counted, but not replaced: it stops
+
+
 def test_fences_close_together_stop_the_processor_naming_the_transactional_id() -> None:
     records = _records([b"a"])
 
@@ -129,6 +143,7 @@ def test_fences_close_together_stop_the_processor_naming_the_transactional_id() 
             raise ProducerLost("commit_transaction", "fenced", KafkaError(KafkaError._FENCED))
 
     processor, _ = _processor(Fenced(lambda _o: None), records)
+    processor._recovery.twin_wait_s = 0  # no twin in the group: decided at once
     consumer = RewindingConsumer({(IN, 0)}, {0: 100})
     processor._recovery._consumer = cast(Consumer, consumer)
     for _ in range(2):
