@@ -158,7 +158,7 @@ class TransactionalCommitter:
         self._call(
             "commit_transaction",
             lambda: producer.commit_transaction(-1),
-            budget=None,
+            budget=self._remaining(),  # then ProducerLost: the successor settles it
             deadline_s=self._remaining(),
         )
         self._open = self._in_doubt = False

@@ -9,7 +9,7 @@ import pytest
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer
 
 from eos.engine import transaction
-from eos.engine.transaction import TransactionalCommitter
+from eos.engine.transaction import ProducerLost, TransactionalCommitter
 from eos.kafka.errors import ErrorClass, TransactionError
 
 
@@ -55,3 +55,14 @@ def test_other_steps_give_up_after_their_budget_and_abort(pauses: list[float]) -
         _committer()._call("send_offsets_to_transaction", fn, budget=0.0)
     assert info.value.error_class is ErrorClass.ABORTABLE
     assert fn.calls == 1
+
+
+def test_a_commit_still_failing_when_the_transaction_time_is_up_loses_the_producer(
+    pauses: list[float],
+) -> None:
+    """Never aborted (it may have committed): the producer is replaced and its successor
+    settles the outcome."""
+    fn: Any = Flaky(failures=10**6)
+    with pytest.raises(ProducerLost) as info:
+        _committer()._call("commit_transaction", fn, budget=0.0)
+    assert info.value.step == "commit_transaction"
