@@ -15,7 +15,6 @@ from typing import Any
 
 import fastavro
 import pytest
-from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
 from eos.engine import dlq as h
@@ -33,16 +32,21 @@ def _example() -> str:
     return found.group(1)
 
 
-def _ensure_topics(cluster: KafkaCluster, *names: str) -> None:
-    """The example's fixed topic names: created once, reused by later runs."""
+def _fresh_topics(cluster: KafkaCluster, *names: str) -> None:
+    """The example's fixed topic names, emptied: deleted if an earlier run left them (their
+    records may name schema ids of a registry since wiped), then created anew."""
     admin = AdminClient(cluster.client_config())
+    existing = [n for n in names if n in admin.list_topics(timeout=10).topics]
+    if existing:
+        for future in admin.delete_topics(existing, operation_timeout=30).values():
+            future.result(timeout=60)
+        deadline = time.monotonic() + 60
+        while set(existing) & set(admin.list_topics(timeout=10).topics):
+            assert time.monotonic() < deadline, f"topics {existing} still there after 60 s"
+            time.sleep(0.5)
     futures = admin.create_topics([NewTopic(n, 3, 1) for n in names], operation_timeout=30)
     for future in futures.values():
-        try:
-            future.result(timeout=60)
-        except KafkaException as exc:
-            if "TOPIC_ALREADY_EXISTS" not in str(exc):
-                raise
+        future.result(timeout=60)
 
 
 def _decode(raw: bytes | None, schema: dict[str, Any]) -> Any:
@@ -60,7 +64,7 @@ def test_the_readme_example_prices_orders_and_dead_letters_a_bad_one(
 ) -> None:
     source = _example()
     (tmp_path / "pricing.py").write_text(source)
-    _ensure_topics(eos_cluster, "orders", "orders.priced")
+    _fresh_topics(eos_cluster, "orders", "orders.priced")
     dlq = create_topic(eos_cluster, "orders-dlq")
     run = uuid.uuid4().hex[:8]
     orders: list[dict[str, Any]] = [
