@@ -158,7 +158,10 @@ def settled(ask: Callable[[], T], timeout: float) -> T:
         except KafkaException as exc:
             if not is_settling(kafka_error(exc)) or time.monotonic() > deadline:
                 raise
-            time.sleep(0.2)
+        except TimeoutError:  # a future not answered in time (a broker bouncing)
+            if time.monotonic() > deadline:
+                raise
+        time.sleep(0.2)
 
 
 def committed_positions(

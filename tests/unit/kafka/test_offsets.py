@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from eos.kafka.offsets import lag, open_transactions, total
+import pytest
+from confluent_kafka import KafkaError, KafkaException
+
+from eos.kafka.offsets import lag, open_transactions, settled, total
 
 
 def test_lag_counts_from_zero_where_nothing_is_committed_and_never_goes_negative() -> None:
@@ -19,3 +22,22 @@ def test_a_transaction_is_open_where_records_were_written_past_the_stable_offset
     stable = {("t", 0): 10, ("t", 1): 5}
     written = {("t", 0): 10, ("t", 1): 8}
     assert open_transactions(stable, written) == [("t", 1)]
+
+
+def test_settled_asks_again_while_the_cluster_settles_then_gives_up() -> None:
+    answers: list[BaseException | str] = [
+        KafkaException(KafkaError(KafkaError.NOT_COORDINATOR)),
+        TimeoutError(),  # a request future not answered in time, as after a broker bounce
+        KafkaException(KafkaError(KafkaError.FENCED_LEADER_EPOCH)),
+        "done",
+    ]
+
+    def ask() -> str:
+        answer = answers.pop(0)
+        if isinstance(answer, BaseException):
+            raise answer
+        return answer
+
+    assert settled(ask, timeout=30) == "done"
+    with pytest.raises(KafkaException):
+        settled(lambda: (_ for _ in ()).throw(KafkaException(KafkaError(KafkaError._FAIL))), 30)
