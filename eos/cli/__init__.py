@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import click
 
-from eos.cli.bench import bench, demo
+from eos.cli.bench import bench, chaos, demo
 from eos.cli.common import CONTEXT_SETTINGS, SuggestingGroup
 from eos.cli.ledger import ledger, produce, verify
 from eos.cli.run import dlq, run
@@ -23,7 +23,7 @@ def cli() -> None:
     """Exactly-once consume-transform-produce on Apache Kafka."""
 
 
-for _command in (stack, run, dlq, ledger, produce, verify, schemas, bench, demo):
+for _command in (stack, run, dlq, ledger, produce, verify, schemas, bench, demo, chaos):
     cli.add_command(_command)
 
 

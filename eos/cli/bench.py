@@ -1,5 +1,6 @@
-"""`eos bench` and `eos demo`: the tools in eos.tools, on the cluster EOS_BOOTSTRAP_SERVERS
-and EOS_SCHEMA_REGISTRY_URL name, else on the local stack (started when not running)."""
+"""`eos bench`, `eos demo` and `eos chaos`: the tools in eos.tools. Bench and demo run on
+the cluster EOS_BOOTSTRAP_SERVERS and EOS_SCHEMA_REGISTRY_URL name, else on the local
+stack (started when not running); chaos starts a private stack of its own."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import click
 from eos.cli.common import CONTEXT_SETTINGS, exit_with, fail
 from eos.errors import EosError
 
-__all__ = ["bench", "demo"]
+__all__ = ["bench", "chaos", "demo"]
 
 
 @click.command("bench", context_settings=CONTEXT_SETTINGS)
@@ -93,4 +94,80 @@ def demo(payments: int, partitions: int, accounts: int, no_crash: bool) -> None:
         code = run_demo(opts)
     except EosError as exc:
         fail(f"eos demo: {exc}", 1)
+    exit_with(code)
+
+
+@click.command("chaos", context_settings=CONTEXT_SETTINGS)
+@click.option("--payments", type=int, default=1_000_000, show_default=True)
+@click.option("--rate", type=int, default=5_000, show_default=True, help="Payments/s.")
+@click.option("--processors", type=int, default=3, show_default=True)
+@click.option("--partitions", type=int, default=6, show_default=True)
+@click.option("--kills", type=int, default=10, show_default=True, help="Processor SIGKILLs.")
+@click.option("--pauses", type=int, default=2, show_default=True, help="Processor SIGSTOPs.")
+@click.option("--pause-seconds", type=float, default=15.0, show_default=True)
+@click.option("--bounces", type=int, default=3, show_default=True, help="Broker SIGKILLs.")
+@click.option("--registry-restarts", type=int, default=1, show_default=True)
+@click.option("--registry-blocks", type=int, default=1, show_default=True)
+@click.option("--registry-block-seconds", type=float, default=60.0, show_default=True)
+@click.option("--kafka-port", type=int, default=29192, show_default=True, help="First of 6.")
+@click.option("--registry-port", type=int, default=28081, show_default=True)
+@click.option(
+    "--run-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="The private stack's run folder (default: a new temporary folder).",
+)
+@click.option("--keep", is_flag=True, help="Leave the private stack running.")
+@click.option("--seed", type=int, default=7, show_default=True)
+def chaos(
+    payments: int,
+    rate: int,
+    processors: int,
+    partitions: int,
+    kills: int,
+    pauses: int,
+    pause_seconds: float,
+    bounces: int,
+    registry_restarts: int,
+    registry_blocks: int,
+    registry_block_seconds: float,
+    kafka_port: int,
+    registry_port: int,
+    run_dir: Path | None,
+    keep: bool,
+    seed: int,
+) -> None:
+    """The ledger under faults on a private 3-broker stack, then the verifier.
+
+    Starts its own stack (own run folder and ports), N `eos run ledger` processes and a
+    bounded-rate load, while processors are SIGKILLed and SIGSTOPped, brokers hard
+    bounced and the registry restarted and blocked. Prints a table; exit 0 only when no
+    processor exited unexpectedly or went silent, every kill recovered in time, the
+    ledger verifies and no transaction is left open.
+    """
+    from eos.tools.chaos import ChaosOptions
+    from eos.tools.chaos import chaos as run_chaos
+
+    opts = ChaosOptions(
+        payments=payments,
+        rate=rate,
+        processors=processors,
+        partitions=partitions,
+        kills=kills,
+        pauses=pauses,
+        pause_seconds=pause_seconds,
+        bounces=bounces,
+        registry_restarts=registry_restarts,
+        registry_blocks=registry_blocks,
+        registry_block_seconds=registry_block_seconds,
+        kafka_port=kafka_port,
+        registry_port=registry_port,
+        run_dir=run_dir,
+        keep=keep,
+        seed=seed,
+    )
+    try:
+        code = run_chaos(opts)
+    except EosError as exc:
+        fail(f"eos chaos: {exc}", 1)
     exit_with(code)

@@ -1,0 +1,261 @@
+"""The processors of `eos chaos` and the faults it injects into them and the stack.
+
+`Pool` owns the `eos run ledger` processes: it tells the exits the tool caused (SIGKILL)
+from any other (a failure), and tracks how long each live, non-paused processor wrote no
+log line. `Faults` runs the schedule: processor kills and pauses, broker bounces,
+registry restarts and blocks; brokers and the registry one at a time.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from eos.stack.stack import Stack, StackSpec
+from eos.tools.commands import eos_command
+
+__all__ = ["FAULT_KINDS", "Faults", "Pool", "Unexpected", "schedule"]
+
+FAULT_KINDS = ("kill", "pause", "bounce", "registry-restart", "registry-block")
+RESTART_AFTER = 2.0  # seconds between a processor's SIGKILL and its restart
+
+
+@dataclass(frozen=True)
+class Unexpected:
+    name: str
+    code: int
+    tail: str
+
+
+@dataclass
+class _Proc:
+    proc: subprocess.Popen[bytes]
+    log: Path
+    size: int = 0
+    quiet_since: float = field(default_factory=time.monotonic)
+    paused: bool = False
+    killed: bool = False  # by the tool: its exit is expected
+
+
+class Pool:
+    """The processors, by name; every method may be called from any thread."""
+
+    def __init__(self, logs: Path, env: dict[str, str]) -> None:
+        self.logs = logs
+        self.env = env
+        self.procs: dict[str, _Proc] = {}
+        self.unexpected: list[Unexpected] = []
+        self.longest_silence = 0.0
+        self.silent_name = ""
+        self._lock = threading.RLock()
+
+    def start(self, name: str) -> None:
+        log = self.logs / f"processor-{name}.log"
+        with log.open("ab") as out:
+            proc = subprocess.Popen(
+                eos_command("run", "ledger"),
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env=self.env,
+            )
+        with self._lock:
+            self.procs[name] = _Proc(proc, log, log.stat().st_size)
+
+    def pick(self, rng: random.Random) -> str | None:
+        """A random processor that runs and is not paused."""
+        with self._lock:
+            ready = [n for n, p in self.procs.items() if p.proc.poll() is None and not p.paused]
+        return rng.choice(sorted(ready)) if ready else None
+
+    def kill(self, name: str) -> None:
+        with self._lock:
+            p = self.procs[name]
+            p.killed = True
+            p.proc.kill()
+        p.proc.wait()
+
+    def pause(self, name: str) -> None:
+        with self._lock:
+            self.procs[name].paused = True
+            self.procs[name].proc.send_signal(signal.SIGSTOP)
+
+    def resume(self, name: str) -> None:
+        with self._lock:
+            p = self.procs[name]
+            if p.proc.poll() is None:
+                p.proc.send_signal(signal.SIGCONT)
+            p.paused = False
+            p.quiet_since = time.monotonic()
+
+    def check(self, now: float) -> None:
+        """Records exits the tool did not cause (and restarts those processors), and the
+        longest silence of a live, non-paused processor."""
+        with self._lock:
+            for name, p in list(self.procs.items()):
+                code = p.proc.poll()
+                if code is not None and not p.killed:
+                    tail = "\n".join(_tail(p.log, 15))
+                    self.unexpected.append(Unexpected(name, code, tail))
+                    print(f"  !! processor {name} exited with {code} (not by us):\n{tail}")
+                    self.start(name)
+                    continue
+                if code is not None or p.paused:
+                    continue
+                size = p.log.stat().st_size
+                if size != p.size:
+                    p.size, p.quiet_since = size, now
+                elif now - p.quiet_since > self.longest_silence:
+                    self.longest_silence = now - p.quiet_since
+                    self.silent_name = name
+
+    def stop_all(self, timeout: float = 60.0) -> dict[str, int]:
+        """SIGTERM to every processor (SIGCONT first); their exit codes."""
+        with self._lock:
+            procs = {n: p.proc for n, p in self.procs.items()}
+            for p in self.procs.values():
+                p.killed = True  # from now on, exits are ours
+        for proc in procs.values():
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGCONT)
+                proc.send_signal(signal.SIGTERM)
+        codes = {}
+        for name, proc in procs.items():
+            try:
+                codes[name] = proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                codes[name] = proc.wait()
+        return codes
+
+    def snapshot(self) -> dict[str, subprocess.Popen[bytes]]:
+        with self._lock:
+            return {n: p.proc for n, p in self.procs.items()}
+
+
+def schedule(counts: dict[str, int], duration: float, seed: int) -> list[tuple[float, str]]:
+    """The faults, shuffled, at even intervals over `duration` seconds (from 10% to 90%)."""
+    kinds = [kind for kind in FAULT_KINDS for _ in range(counts.get(kind, 0))]
+    random.Random(seed).shuffle(kinds)
+    step = 0.8 * duration / max(len(kinds), 1)
+    return [(0.1 * duration + i * step, kind) for i, kind in enumerate(kinds)]
+
+
+class Faults:
+    """Runs a schedule in its own thread. Kills and pauses end on their own (timers);
+    bounces and registry faults run one after the other."""
+
+    def __init__(
+        self,
+        pool: Pool,
+        stack: Stack,
+        spec: StackSpec,
+        pause_seconds: float,
+        block_seconds: float,
+        seed: int,
+    ) -> None:
+        self.pool, self.stack, self.spec = pool, stack, spec
+        self.pause_seconds, self.block_seconds = pause_seconds, block_seconds
+        self.rng = random.Random(seed)
+        self.done: dict[str, int] = dict.fromkeys(FAULT_KINDS, 0)
+        self.kill_times: list[float] = []
+        self.errors: list[str] = []
+        self._timers: list[threading.Thread] = []
+
+    def run(self, plan: list[tuple[float, str]], stop: threading.Event) -> None:
+        started = time.monotonic()
+        for at, kind in plan:
+            if stop.wait(max(0.0, started + at - time.monotonic())):
+                break
+            try:
+                self._one(kind)
+            except Exception as exc:  # a fault that could not be applied is a failure
+                self.errors.append(f"{kind}: {exc}")
+                print(f"  !! fault {kind} failed: {exc}", flush=True)
+        for timer in self._timers:
+            timer.join()
+
+    def _one(self, kind: str) -> None:
+        if kind in ("kill", "pause"):
+            name = self.pool.pick(self.rng)
+            if name is None:
+                print(f"  fault {kind}: no running processor, skipped", flush=True)
+                return
+            target = self._kill if kind == "kill" else self._pause
+            timer = threading.Thread(target=target, args=(name,), daemon=True)
+            timer.start()
+            self._timers.append(timer)
+        elif kind == "bounce":
+            self._bounce()
+        elif kind == "registry-restart":
+            self._signal_registry(signal.SIGKILL)
+            self._up("registry restarted")
+        else:
+            self._signal_registry(signal.SIGSTOP)
+            print(f"  fault: registry SIGSTOPped for {self.block_seconds:.0f}s", flush=True)
+            time.sleep(self.block_seconds)
+            self._signal_registry(signal.SIGCONT)
+            print("  fault: registry SIGCONTed", flush=True)
+        self.done[kind] += 1
+
+    def _kill(self, name: str) -> None:
+        self.kill_times.append(time.monotonic())
+        self.pool.kill(name)
+        print(f"  fault: processor {name} SIGKILLed; restart in {RESTART_AFTER:.0f}s", flush=True)
+        time.sleep(RESTART_AFTER)
+        self.pool.start(name)
+
+    def _pause(self, name: str) -> None:
+        self.pool.pause(name)
+        print(f"  fault: processor {name} SIGSTOPped for {self.pause_seconds:.0f}s", flush=True)
+        time.sleep(self.pause_seconds)
+        self.pool.resume(name)
+        print(f"  fault: processor {name} SIGCONTed", flush=True)
+
+    def _bounce(self) -> None:
+        brokers = [s for s in self.stack.status() if s.name.startswith("kafka-") and s.pid]
+        victim = self.rng.choice(brokers)
+        assert victim.pid is not None
+        os.kill(victim.pid, signal.SIGKILL)
+        _wait_gone(victim.pid)
+        print(f"  fault: broker {victim.name} SIGKILLed (pid {victim.pid})", flush=True)
+        self._up(f"broker {victim.name} back")
+
+    def _signal_registry(self, sig: signal.Signals) -> None:
+        pid = next(s.pid for s in self.stack.status() if s.name == "registry")
+        if pid is None:
+            raise RuntimeError("the registry is not running")
+        os.kill(pid, sig)
+        if sig == signal.SIGKILL:
+            _wait_gone(pid)
+            print(f"  fault: registry SIGKILLed (pid {pid})", flush=True)
+
+    def _up(self, what: str) -> None:
+        started = time.monotonic()
+        self.stack.up(self.spec)
+        print(f"  fault: {what} after {time.monotonic() - started:.1f}s", flush=True)
+
+
+def _wait_gone(pid: int, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if os.waitpid(pid, os.WNOHANG)[0] == pid:
+                return
+        except ChildProcessError:
+            if not Path(f"/proc/{pid}").exists():
+                return
+        time.sleep(0.1)
+
+
+def _tail(path: Path, lines: int) -> list[str]:
+    try:
+        return path.read_text(errors="replace").splitlines()[-lines:]
+    except FileNotFoundError:
+        return []
