@@ -106,19 +106,18 @@ def build_processor(settings: EngineSettings, app: App, until_caught_up: bool = 
     registry = make_registry(settings)
     decoders = {t: AvroDecoder(registry, c) if c else None for t, c in app.inputs.items()}
     encoders = {t: AvroEncoder(registry, t, c) for t, c in app.outputs.items()}
-    fallback: Callable[[str], AvroEncoder | None] | None = None
+    dynamic = None  # one subject (record-name strategy) for every topic named at run time
     if app.dynamic_output is not None:
-        # One subject (record-name strategy) for every topic named at run time.
-        dynamic = AvroEncoder(registry, "", app.dynamic_output, subject=subject_of_dynamic(app))
-        fallback = dynamic.for_topic
-    _look_up_schemas([*encoders.values(), *([] if fallback is None else [dynamic])])
+        contract = app.dynamic_output
+        dynamic = AvroEncoder(registry, "", contract, subject=record_subject(contract))
+    _look_up_schemas([*encoders.values(), *([dynamic] if dynamic else [])])
     runner = BatchRunner(
         app.transform,
         decoders,
         encoders,
         settings.retry_max_attempts,
         app.stores,
-        fallback,
+        dynamic.for_topic if dynamic else None,
         TopicCache(admin),
     )
     for store in app.stores:
@@ -173,18 +172,13 @@ def _effective_settings(settings: EngineSettings, app: App) -> EngineSettings:
     return settings
 
 
-def subject_of_dynamic(app: App) -> str:
-    assert app.dynamic_output is not None
-    return record_subject(app.dynamic_output)
-
-
 def app_subjects(app: App) -> dict[str, AvroContract]:
     """Every subject the app's processors look up, with its contract: what `eos schemas
     register` registers for it."""
     topics = {t: c for t, c in [*app.inputs.items(), *app.outputs.items()] if c is not None}
     out = {subject_for(t): c for t, c in topics.items()}
     if app.dynamic_output is not None:
-        out[subject_of_dynamic(app)] = app.dynamic_output
+        out[record_subject(app.dynamic_output)] = app.dynamic_output
     return out
 
 
