@@ -52,7 +52,8 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
 
 @pytest.fixture
 def eos_registry(eos_cluster: KafkaCluster) -> SchemaRegistryClient:
-    return SchemaRegistryClient({"url": eos_cluster.schema_registry_url})
+    # A bounded wait per request: a registry request left unanswered fails, never hangs.
+    return SchemaRegistryClient({"url": eos_cluster.schema_registry_url, "timeout": 10})
 
 
 @pytest.fixture

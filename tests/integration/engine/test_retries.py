@@ -12,7 +12,7 @@ from typing import Any, cast
 import fastavro
 from confluent_kafka import Message, Producer
 from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
-from confluent_kafka.schema_registry import SchemaRegistryClient
+from confluent_kafka.schema_registry import SchemaRegistryClient, topic_subject_name_strategy
 from confluent_kafka.schema_registry.avro import AvroSerializer
 from confluent_kafka.serialization import MessageField, SerializationContext
 
@@ -155,8 +155,12 @@ def test_the_breaker_stops_a_flood_of_garbage_instead_of_dead_lettering_it(
 def _produce_with_headers(
     pipeline: Pipeline, events: list[dict[str, Any]], headers: list[tuple[str, bytes]]
 ) -> None:
-    registry = SchemaRegistryClient({"url": pipeline.cluster.schema_registry_url})
-    serialize = AvroSerializer(registry, load_schema("event"))
+    # Topic-name strategy, stated, and a timeout: the default strategy first asks the
+    # registry for topic associations, which it sometimes leaves unanswered (a hang).
+    registry = SchemaRegistryClient({"url": pipeline.cluster.schema_registry_url, "timeout": 10})
+    serialize = AvroSerializer(
+        registry, load_schema("event"), conf={"subject.name.strategy": topic_subject_name_strategy}
+    )
     producer = Producer({"bootstrap.servers": pipeline.cluster.bootstrap_servers})
     ctx = SerializationContext(pipeline.input, MessageField.VALUE)
     for e in events:
