@@ -4,10 +4,11 @@ Starts its own stack (3 brokers and a registry, own run folder and ports), sets 
 private set of ledger topics, starts N `eos run ledger` processes and produces payments
 at a bounded rate while a schedule of faults runs: processor SIGKILLs (restarted 2 s
 later), processor SIGSTOPs longer than the session timeout, broker hard bounces, registry
-restarts and registry blocks. It watches for processor exits it did not cause, for
-processors that go silent, and for how long the group takes to get its lag back after a
-kill. At the end: caught up, processors stopped with SIGTERM, the ledger verified, no
-transaction left hanging (LSO == high watermark everywhere), and a table.
+restarts and registry blocks, one at a time, each once the group has recovered from the
+one before. It watches for processor exits it did not cause, for processors that go
+silent, and for how long the group takes to get its lag back after a kill. At the end:
+caught up, processors stopped with SIGTERM, the ledger verified, no transaction left
+hanging (LSO == high watermark everywhere), and a table.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from eos.ledger.setup import setup
 from eos.ledger.verify import verify
 from eos.stack.layout import StackLayout
 from eos.stack.stack import Stack, StackSpec
-from eos.tools.chaos_faults import FAULT_KINDS, Faults, Pool, schedule
+from eos.tools.chaos_faults import FAULT_KINDS, Faults, FaultTiming, Pool, Timeline, schedule
 from eos.tools.demo import step, wait_caught_up
 
 __all__ = ["ChaosOptions", "chaos"]
@@ -64,6 +65,8 @@ class ChaosOptions:
 class _Outcome:
     faults: dict[str, int] = field(default_factory=dict)
     fault_errors: list[str] = field(default_factory=list)
+    unsettled: list[str] = field(default_factory=list)
+    after_load: int = 0
     recoveries: list[float] = field(default_factory=list)
     unexpected: list[str] = field(default_factory=list)
     silence: float = 0.0
@@ -124,10 +127,11 @@ def _run(opts: ChaosOptions, stack: Stack, spec: StackSpec, run_dir: Path) -> _O
     wait_caught_up(engine, ledger, pool.snapshot())
     out = _Outcome()
     try:
-        timeline, kills = _load(opts, engine, ledger, pool, stack, spec, out)
+        timeline = Timeline()
+        kills = _load(opts, engine, ledger, pool, stack, spec, out, timeline)
         step("5/5 waiting until caught up; stopping the processors, verifying")
         _caught_up(engine, ledger, pool, timeline)
-        out.recoveries = _recoveries(timeline, kills, opts)
+        out.recoveries = _recoveries(timeline.samples(), kills, _slack(opts))
     finally:
         out.exit_codes = pool.stop_all()
     out.unexpected += [f"{u.name} exited {u.code}" for u in pool.unexpected]
@@ -147,9 +151,10 @@ def _load(
     stack: Stack,
     spec: StackSpec,
     out: _Outcome,
-) -> tuple[list[tuple[float, int]], list[float]]:
-    """The payments in a background thread, the faults in two more (processors; stack),
-    the monitor here. Returns the lag samples and the times of the kills."""
+    timeline: Timeline,
+) -> list[float]:
+    """The payments in a background thread, the faults in another, the monitor here.
+    Returns the times of the kills."""
     duration = opts.payments / opts.rate
     counts = dict(
         zip(
@@ -159,41 +164,43 @@ def _load(
         )
     )
     plan = schedule(counts, duration, opts.seed)
-    lanes = [[f for f in plan if f[1] in ("kill", "pause")]]
-    lanes.append([f for f in plan if f not in lanes[0]])
     step(
         f"4/5 {opts.payments:,} payments at {opts.rate:,}/s (~{duration:.0f}s); faults: "
         + ", ".join(f"{k} x{v}" for k, v in counts.items())
     )
     stop = threading.Event()
-    faults = Faults(pool, stack, spec, opts.pause_seconds, opts.registry_block_seconds, opts.seed)
+    timing = FaultTiming(opts.pause_seconds, opts.registry_block_seconds, _slack(opts))
+    faults = Faults(pool, stack, spec, timing, opts.seed)
     errors: list[BaseException] = []
+    load_ended: list[float] = []
 
     def produce() -> None:
         try:
             produce_payments(engine, ledger, replace(base_spec, funding="skip"))
         except BaseException as exc:
             errors.append(exc)
+        load_ended.append(time.monotonic())
 
     base_spec = LoadSpec(
         count=opts.payments, accounts=opts.accounts, garbage=0.0005, rate=opts.rate, seed=opts.seed
     )
     threads = [
         threading.Thread(target=produce, daemon=True),
-        *(threading.Thread(target=faults.run, args=(lane, stop), daemon=True) for lane in lanes),
+        threading.Thread(target=faults.run, args=(plan, timeline, stop), daemon=True),
     ]
     for thread in threads:
         thread.start()
     try:
-        timeline = _monitor(opts, engine, ledger, pool, threads)
+        _monitor(opts, engine, ledger, pool, threads, timeline)
     finally:
         stop.set()
         for thread in threads:
             thread.join(timeout=300)
     if errors:
         raise errors[0]
-    out.faults, out.fault_errors = faults.done, faults.errors
-    return timeline, faults.kill_times
+    out.faults, out.fault_errors, out.unsettled = faults.done, faults.errors, faults.unsettled
+    out.after_load = sum(1 for t in faults.started if load_ended and t > load_ended[0])
+    return faults.kill_times
 
 
 def _monitor(
@@ -202,10 +209,10 @@ def _monitor(
     ledger: LedgerSettings,
     pool: Pool,
     threads: list[threading.Thread],
-) -> list[tuple[float, int]]:
-    """Samples the group's lag every 0.5 s while the threads run (and 30 s past the last
-    kill's restart), checks the processors, prints progress; returns (time, lag) samples."""
-    timeline: list[tuple[float, int]] = []
+    timeline: Timeline,
+) -> None:
+    """Samples the group's lag into `timeline` every 0.5 s while the threads run (and up
+    to 25 s more, until caught up), checks the processors, prints progress."""
     with Offsets(consumer_config(engine)) as offsets:
         payments = offsets.partitions([ledger.payments_topic])
         both = offsets.partitions([ledger.payments_topic, ledger.credits_topic])
@@ -217,12 +224,12 @@ def _monitor(
             now = time.monotonic()
             if until == float("inf") and not any(t.is_alive() for t in threads):
                 until = now + 25
-            if timeline and timeline[-1][1] <= 4 * len(both) and until < float("inf"):
+            if timeline.latest() <= 4 * len(both) and until < float("inf"):
                 break
             pool.check(now)
             try:
                 committed = offsets.committed(engine.group_id, both)
-                timeline.append((now, lag(committed, offsets.last_stable(both))))
+                timeline.add(now, lag(committed, offsets.last_stable(both)))
                 produced = total(offsets.high_watermarks(payments)) - start_in
                 done = total({tp: committed.get(tp, 0) for tp in payments}) - start_done
             except Exception as exc:  # a bouncing broker: skip this sample
@@ -234,19 +241,18 @@ def _monitor(
                 eta = (opts.payments - done) / rate if rate else float("inf")
                 print(
                     f"  produced ~{produced:,}, committed {done:,} of {opts.payments:,} "
-                    f"({rate:,.0f}/s, ETA {eta:,.0f}s), lag {timeline[-1][1]:,}",
+                    f"({rate:,.0f}/s, ETA {eta:,.0f}s), lag {timeline.latest():,}",
                     flush=True,
                 )
                 last_line = now
             time.sleep(0.5)
-    return timeline
 
 
 def _caught_up(
     engine: EngineSettings,
     ledger: LedgerSettings,
     pool: Pool,
-    timeline: list[tuple[float, int]],
+    timeline: Timeline,
     timeout: float = 300,
 ) -> None:
     """Until the group's lag is at most a commit marker per partition for 3 s; samples
@@ -263,7 +269,7 @@ def _caught_up(
                 print(f"  (lag sample failed: {type(exc).__name__} {exc})", flush=True)
                 behind = -1
             if behind >= 0:
-                timeline.append((time.monotonic(), behind))
+                timeline.add(time.monotonic(), behind)
             if 0 <= behind <= len(both):
                 since = since or time.monotonic()
                 if time.monotonic() - since >= 3:
@@ -274,13 +280,15 @@ def _caught_up(
     raise RunFailed("timed out waiting for the processors to catch up")
 
 
-def _recoveries(
-    timeline: list[tuple[float, int]], kills: list[float], opts: ChaosOptions
-) -> list[float]:
-    """Per kill: seconds until the lag is back to its level before the kill (plus the
-    records a quarter second of load brings, and one commit marker per partition);
-    infinity when it never was while sampled."""
-    slack = max(opts.rate // 4, 4 * opts.partitions)
+def _slack(opts: ChaosOptions) -> int:
+    """Lag over a fault's pre-fault level that still counts as recovered: the records a
+    quarter second of load brings, or a few commit markers per partition."""
+    return max(opts.rate // 4, 4 * opts.partitions)
+
+
+def _recoveries(timeline: list[tuple[float, int]], kills: list[float], slack: int) -> list[float]:
+    """Per kill: seconds until the lag is back to its level before the kill (plus
+    `slack`); infinity when it never was while sampled."""
     out = []
     for killed in kills:
         before = [lag_ for t, lag_ in timeline if t <= killed]
@@ -305,7 +313,9 @@ def _table(opts: ChaosOptions, out: _Outcome) -> int:
     rows += [
         ("kill recovery (max)", f"{recovery:.1f}s (bar {RECOVERY_BAR:.0f}s)"),
         ("kill recoveries", ", ".join(f"{r:.1f}s" for r in out.recoveries) or "-"),
+        ("faults after the load ended", str(out.after_load)),
         ("fault errors", "; ".join(out.fault_errors) or "none"),
+        ("lag not back in 60s after", ", ".join(out.unsettled) or "none"),
         ("unexpected exits", "; ".join(out.unexpected) or "none"),
         ("exit codes at SIGTERM", str(out.exit_codes)),
         ("longest silence", f"{out.silence:.1f}s (bar {SILENCE_BAR:.0f}s)"),
@@ -319,6 +329,7 @@ def _table(opts: ChaosOptions, out: _Outcome) -> int:
         and not out.hanging
         and not out.unexpected
         and not out.fault_errors
+        and not out.unsettled
         and recovery <= RECOVERY_BAR
         and out.silence <= SILENCE_BAR
         and all(code == 0 for code in out.exit_codes.values())

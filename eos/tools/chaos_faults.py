@@ -2,8 +2,10 @@
 
 `Pool` owns the `eos run ledger` processes: it tells the exits the tool caused (SIGKILL)
 from any other (a failure), and tracks how long each live, non-paused processor wrote no
-log line. `Faults` runs the schedule: processor kills and pauses, broker bounces,
-registry restarts and blocks; brokers and the registry one at a time.
+log line. `Faults` runs the schedule one fault at a time: processor kills and pauses,
+broker bounces, registry restarts and blocks. After each it waits until the group's lag
+(`Timeline`) is back to its level before the fault, so that every recovery is measured
+alone: a kill that falls inside a registry outage would measure the outage.
 """
 
 from __future__ import annotations
@@ -20,10 +22,12 @@ from pathlib import Path
 from eos.stack.stack import Stack, StackSpec
 from eos.tools.commands import eos_command
 
-__all__ = ["FAULT_KINDS", "Faults", "Pool", "Unexpected", "schedule"]
+__all__ = ["FAULT_KINDS", "FaultTiming", "Faults", "Pool", "Timeline", "Unexpected", "schedule"]
 
 FAULT_KINDS = ("kill", "pause", "bounce", "registry-restart", "registry-block")
 RESTART_AFTER = 2.0  # seconds between a processor's SIGKILL and its restart
+SETTLE_MAX = 60.0  # seconds a fault's recovery is waited for before the next fault
+GAP = 3.0  # seconds of steady state between one fault's recovery and the next fault
 
 
 @dataclass(frozen=True)
@@ -139,47 +143,89 @@ class Pool:
             return {n: p.proc for n, p in self.procs.items()}
 
 
+class Timeline:
+    """The group's lag, sampled by the monitor: (monotonic time, records behind). Shared
+    between the monitor's thread (`add`) and the faults' (`latest`, `wait_back`)."""
+
+    def __init__(self) -> None:
+        self._samples: list[tuple[float, int]] = []
+        self._lock = threading.Lock()
+
+    def add(self, at: float, behind: int) -> None:
+        with self._lock:
+            self._samples.append((at, behind))
+
+    def samples(self) -> list[tuple[float, int]]:
+        with self._lock:
+            return list(self._samples)
+
+    def latest(self) -> int:
+        with self._lock:
+            return self._samples[-1][1] if self._samples else 0
+
+    def wait_back(self, level: int, after: float, timeout: float, stop: threading.Event) -> bool:
+        """Until a sample taken after `after` is at most `level`; False on timeout/stop."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self._lock:
+                if any(t > after and lag <= level for t, lag in reversed(self._samples[-8:])):
+                    return True
+            if stop.wait(0.25):
+                return False
+        return False
+
+
 def schedule(counts: dict[str, int], duration: float, seed: int) -> list[tuple[float, str]]:
-    """The faults, shuffled, at even intervals over `duration` seconds (from 10% to 90%)."""
+    """The faults, shuffled, at even intervals over `duration` seconds (from 10% to 90%):
+    the earliest each may start; one starts only once the one before has recovered."""
     kinds = [kind for kind in FAULT_KINDS for _ in range(counts.get(kind, 0))]
     random.Random(seed).shuffle(kinds)
     step = 0.8 * duration / max(len(kinds), 1)
     return [(0.1 * duration + i * step, kind) for i, kind in enumerate(kinds)]
 
 
+@dataclass(frozen=True)
+class FaultTiming:
+    pause_seconds: float  # a SIGSTOP's length: longer than the session timeout
+    block_seconds: float  # a registry SIGSTOP's length
+    slack: int  # records of lag over the pre-fault level that still count as recovered
+
+
 class Faults:
-    """Runs a schedule in its own thread. Kills and pauses end on their own (timers);
-    bounces and registry faults run one after the other."""
+    """Runs a schedule in its own thread, one fault at a time: each is applied, undone
+    (restart, SIGCONT, `up`), and then the lag is waited for (at most `SETTLE_MAX`)."""
 
     def __init__(
-        self,
-        pool: Pool,
-        stack: Stack,
-        spec: StackSpec,
-        pause_seconds: float,
-        block_seconds: float,
-        seed: int,
+        self, pool: Pool, stack: Stack, spec: StackSpec, timing: FaultTiming, seed: int
     ) -> None:
-        self.pool, self.stack, self.spec = pool, stack, spec
-        self.pause_seconds, self.block_seconds = pause_seconds, block_seconds
+        self.pool, self.stack, self.spec, self.timing = pool, stack, spec, timing
         self.rng = random.Random(seed)
         self.done: dict[str, int] = dict.fromkeys(FAULT_KINDS, 0)
         self.kill_times: list[float] = []
         self.errors: list[str] = []
-        self._timers: list[threading.Thread] = []
+        self.unsettled: list[str] = []  # faults after which the lag did not come back
+        self.started: list[float] = []
 
-    def run(self, plan: list[tuple[float, str]], stop: threading.Event) -> None:
+    def run(self, plan: list[tuple[float, str]], timeline: Timeline, stop: threading.Event) -> None:
         started = time.monotonic()
         for at, kind in plan:
             if stop.wait(max(0.0, started + at - time.monotonic())):
                 break
+            level = timeline.latest() + self.timing.slack
+            self.started.append(time.monotonic())
             try:
                 self._one(kind)
             except Exception as exc:  # a fault that could not be applied is a failure
                 self.errors.append(f"{kind}: {exc}")
                 print(f"  !! fault {kind} failed: {exc}", flush=True)
-        for timer in self._timers:
-            timer.join()
+                continue
+            if not timeline.wait_back(level, time.monotonic(), SETTLE_MAX, stop):
+                if stop.is_set():
+                    break
+                self.unsettled.append(kind)
+                print(f"  fault {kind}: lag not back to {level:,} in {SETTLE_MAX:.0f}s", flush=True)
+            if stop.wait(GAP):
+                break
 
     def _one(self, kind: str) -> None:
         if kind in ("kill", "pause"):
@@ -187,10 +233,7 @@ class Faults:
             if name is None:
                 print(f"  fault {kind}: no running processor, skipped", flush=True)
                 return
-            target = self._kill if kind == "kill" else self._pause
-            timer = threading.Thread(target=target, args=(name,), daemon=True)
-            timer.start()
-            self._timers.append(timer)
+            (self._kill if kind == "kill" else self._pause)(name)
         elif kind == "bounce":
             self._bounce()
         elif kind == "registry-restart":
@@ -198,8 +241,9 @@ class Faults:
             self._up("registry restarted")
         else:
             self._signal_registry(signal.SIGSTOP)
-            print(f"  fault: registry SIGSTOPped for {self.block_seconds:.0f}s", flush=True)
-            time.sleep(self.block_seconds)
+            seconds = self.timing.block_seconds
+            print(f"  fault: registry SIGSTOPped for {seconds:.0f}s", flush=True)
+            time.sleep(seconds)
             self._signal_registry(signal.SIGCONT)
             print("  fault: registry SIGCONTed", flush=True)
         self.done[kind] += 1
@@ -213,8 +257,9 @@ class Faults:
 
     def _pause(self, name: str) -> None:
         self.pool.pause(name)
-        print(f"  fault: processor {name} SIGSTOPped for {self.pause_seconds:.0f}s", flush=True)
-        time.sleep(self.pause_seconds)
+        seconds = self.timing.pause_seconds
+        print(f"  fault: processor {name} SIGSTOPped for {seconds:.0f}s", flush=True)
+        time.sleep(seconds)
         self.pool.resume(name)
         print(f"  fault: processor {name} SIGCONTed", flush=True)
 
