@@ -10,22 +10,20 @@ committed offset yet counts from 0).
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Iterable, Mapping
-from typing import Any, TypeVar
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 from confluent_kafka import (
     OFFSET_BEGINNING,
     OFFSET_END,
     Consumer,
     IsolationLevel,
-    KafkaException,
     TopicPartition,
 )
 from confluent_kafka.admin import AdminClient, OffsetSpec  # type: ignore[attr-defined]
 
 from eos.kafka.clients import connection_config
-from eos.kafka.errors import is_settling, kafka_error
+from eos.kafka.retry import settled
 
 __all__ = [
     "TP",
@@ -35,12 +33,10 @@ __all__ = [
     "lag",
     "open_transactions",
     "rewind",
-    "settled",
     "total",
 ]
 
 TP = tuple[str, int]
-T = TypeVar("T")
 
 
 def lag(committed: Mapping[TP, int], ends: Mapping[TP, int]) -> int:
@@ -146,22 +142,6 @@ class Offsets:
             }
 
         return settled(ask, self._timeout)
-
-
-def settled(ask: Callable[[], T], timeout: float) -> T:
-    """`ask()`, asked again while the cluster is settling (a coordinator loading or
-    moving, a leader being elected: a cold or bouncing broker), for up to `timeout`."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            return ask()
-        except KafkaException as exc:
-            if not is_settling(kafka_error(exc)) or time.monotonic() > deadline:
-                raise
-        except TimeoutError:  # a future not answered in time (a broker bouncing)
-            if time.monotonic() > deadline:
-                raise
-        time.sleep(0.2)
 
 
 def committed_positions(

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 from confluent_kafka import KafkaError, KafkaException
 
-from eos.kafka.offsets import lag, open_transactions, settled, total
+from eos.kafka.offsets import lag, open_transactions, total
+from eos.kafka.retry import settled
 
 
 def test_lag_counts_from_zero_where_nothing_is_committed_and_never_goes_negative() -> None:
