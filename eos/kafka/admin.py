@@ -1,16 +1,61 @@
-"""Topic administration for tools and tests: a uniquely named topic, created and waited for."""
+"""Topic administration that survives a cold or settling cluster: metadata and topic
+creation asked again while a controller or coordinator is loading or a broker is out of
+reach; a topic that a retried request already created counts as created."""
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
-from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
+from confluent_kafka import KafkaError, KafkaException
+from confluent_kafka.admin import (  # type: ignore[attr-defined]
+    AdminClient,
+    ClusterMetadata,
+    NewTopic,
+)
 
 from eos.kafka.clients import connection_config
+from eos.kafka.errors import kafka_error
+from eos.kafka.retry import settled
 
-__all__ = ["create_topic"]
+__all__ = ["create_topic", "create_topics", "metadata"]
+
+
+def metadata(admin: AdminClient, timeout: float = 60.0) -> ClusterMetadata:
+    """The cluster's metadata (brokers, topics), asked again while the cluster settles."""
+    return settled(lambda: admin.list_topics(timeout=min(timeout, 30.0)), timeout)
+
+
+def create_topics(
+    admin: AdminClient, topics: Iterable[NewTopic], timeout: float = 120.0
+) -> list[str]:
+    """Create `topics`, each asked again while the cluster settles; returns the names of
+    those this call created or found created by its own earlier attempt. A topic that
+    exists already is an error only on the first attempt (somebody else's topic)."""
+    pending = {t.topic: t for t in topics}
+    first = set(pending)
+    done: list[str] = []
+
+    def attempt() -> None:
+        futures = admin.create_topics(list(pending.values()), operation_timeout=30)
+        failures: list[KafkaException] = []
+        for name, future in futures.items():
+            try:
+                future.result(timeout=60)
+            except KafkaException as exc:
+                code = kafka_error(exc).code()
+                if code != KafkaError.TOPIC_ALREADY_EXISTS or name in first:
+                    failures.append(exc)
+                    continue
+            done.append(name)
+            del pending[name]
+        first.clear()
+        if failures:
+            raise failures[0]
+
+    settled(attempt, timeout)
+    return done
 
 
 def create_topic(
@@ -24,9 +69,5 @@ def create_topic(
     `client_config` reaches, wait until the cluster has it, and return its name."""
     name = f"{prefix}-{uuid.uuid4().hex[:10]}"
     admin = AdminClient(connection_config(client_config))
-    futures = admin.create_topics(
-        [NewTopic(name, partitions, replication, config=dict(config or {}))],
-        operation_timeout=30,
-    )
-    futures[name].result(timeout=60)
+    create_topics(admin, [NewTopic(name, partitions, replication, config=dict(config or {}))])
     return name

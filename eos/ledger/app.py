@@ -16,6 +16,7 @@ from eos.engine.api import InputRecord, OutputRecord, PermanentError
 from eos.engine.app import App
 from eos.engine.state import StateStore
 from eos.errors import ConfigurationError
+from eos.kafka.admin import metadata
 from eos.kafka.clients import make_admin
 from eos.kafka.metadata import TopicCache
 from eos.kafka.partitioner import partition_for
@@ -296,7 +297,7 @@ def _now() -> datetime:
 def build(settings: EngineSettings) -> App:
     ledger_settings = LedgerSettings()
     admin = make_admin(settings)
-    meta = admin.list_topics(timeout=30).topics
+    meta = metadata(admin).topics
     payments = meta.get(ledger_settings.payments_topic)
     if payments is None:
         raise ConfigurationError(

@@ -8,6 +8,7 @@ from confluent_kafka.admin import NewTopic  # type: ignore[attr-defined]
 
 from eos.config import EngineSettings
 from eos.errors import ConfigurationError
+from eos.kafka.admin import create_topics, metadata
 from eos.kafka.clients import make_admin, make_registry
 from eos.ledger.errors import TopicsNotCoPartitioned
 from eos.ledger.settings import LedgerSettings
@@ -91,9 +92,9 @@ def setup(
     """`replication` None: min(3, the cluster's brokers)."""
     s = LedgerSettings()
     admin = make_admin(engine)
-    metadata = admin.list_topics(timeout=30)
-    existing = metadata.topics
-    chosen = choose_replication(len(metadata.brokers), replication)
+    cluster = metadata(admin)
+    existing = cluster.topics
+    chosen = choose_replication(len(cluster.brokers), replication)
     wanted = topic_specs(engine, s, partitions, chosen)
     for spec in wanted:
         if spec.topic in existing:
@@ -106,8 +107,7 @@ def setup(
     new = [spec for spec in wanted if spec.topic not in existing]
     if new:
         print(chosen.line())
-        for topic, future in admin.create_topics(new, operation_timeout=30).items():
-            future.result(timeout=60)
+        for topic in create_topics(admin, new):
             print(f"created topic {topic}")
     ids = compat.register_subjects(make_registry(engine), subjects(s))
     for subject, schema_id in ids.items():
