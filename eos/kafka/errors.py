@@ -93,6 +93,16 @@ SETTLING_ERRORS = frozenset(
 )
 
 
+# A request sent with a leader (epoch) that has since moved: fresh metadata answers it.
+STALE_LEADER_ERRORS = frozenset(
+    {
+        KafkaError.FENCED_LEADER_EPOCH,
+        KafkaError.UNKNOWN_LEADER_EPOCH,
+        KafkaError.NOT_LEADER_FOR_PARTITION,
+    }
+)
+
+
 def is_settling(error: KafkaError) -> bool:
     """True when asking again later is the answer."""
     return error.retriable() or error.code() in SETTLING_ERRORS

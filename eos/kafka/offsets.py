@@ -18,11 +18,13 @@ from confluent_kafka import (
     OFFSET_END,
     Consumer,
     IsolationLevel,
+    KafkaException,
     TopicPartition,
 )
 from confluent_kafka.admin import AdminClient, OffsetSpec  # type: ignore[attr-defined]
 
 from eos.kafka.clients import connection_config
+from eos.kafka.errors import STALE_LEADER_ERRORS, kafka_error
 from eos.kafka.retry import settled
 
 __all__ = [
@@ -136,10 +138,17 @@ class Offsets:
             futures = self._admin.list_offsets(
                 wanted, isolation_level=level, request_timeout=self._timeout
             )
-            return {
-                (tp.topic, tp.partition): f.result(timeout=self._timeout).offset
-                for tp, f in futures.items()
-            }
+            try:
+                return {
+                    (tp.topic, tp.partition): f.result(timeout=self._timeout).offset
+                    for tp, f in futures.items()
+                }
+            except KafkaException as exc:
+                if kafka_error(exc).code() in STALE_LEADER_ERRORS:
+                    # librdkafka's admin client keeps its stale leader epoch after a
+                    # leader moves and is refused forever; a new client asks afresh.
+                    self._admin = AdminClient(self._config)
+                raise
 
         return settled(ask, self._timeout)
 

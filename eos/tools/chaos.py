@@ -23,6 +23,7 @@ from pathlib import Path
 
 from eos.config import EngineSettings
 from eos.errors import RunFailed
+from eos.kafka.admin import metadata
 from eos.kafka.clients import consumer_config, make_admin
 from eos.kafka.offsets import TP, Offsets, lag, open_transactions, total
 from eos.ledger.generator import LoadSpec, produce_payments
@@ -301,7 +302,7 @@ def _recoveries(timeline: list[tuple[float, int]], kills: list[float], slack: in
 def _hanging(engine: EngineSettings, tag: str) -> list[TP]:
     """Partitions of the run's topics whose last stable offset is behind their high
     watermark: a transaction left open."""
-    topics = [t for t in make_admin(engine).list_topics(timeout=30).topics if tag in t]
+    topics = [t for t in metadata(make_admin(engine)).topics if tag in t]
     with Offsets(consumer_config(engine)) as offsets:
         parts = offsets.partitions(sorted(topics))
         return open_transactions(offsets.last_stable(parts), offsets.high_watermarks(parts))
