@@ -46,6 +46,7 @@ from eos.testing.cluster import KafkaCluster
 from eos.testing.helpers import create_topic, produce_avro, read_committed
 from eos.tools.commands import run_command
 from tests.integration.engine.conftest import make_events
+from tests.integration.ports import free_block
 
 pytestmark = pytest.mark.slow
 
@@ -54,27 +55,6 @@ KAFKA_BASE_PORT = 39092  # each test takes 6 ports from here: 3 brokers x (broke
 REGISTRY_BASE_PORT = 38081
 UP_TIMEOUT = 240.0  # for the `up` subprocess; the CLI itself gives up after --timeout
 CLI_TIMEOUT = 120.0  # for every other command (a 3-broker `down` included)
-
-_taken: set[int] = set()
-
-
-def _bindable(port: int) -> bool:
-    with socket.socket() as sock:
-        try:
-            sock.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
-
-
-def _free_block(start: int, size: int) -> int:
-    """The first `size` consecutive free ports at or after `start`, never handed out twice."""
-    for base in range(start, start + 2000, 10):
-        block = range(base, base + size)
-        if _taken.isdisjoint(block) and all(_bindable(p) for p in block):
-            _taken.update(block)
-            return base
-    raise RuntimeError(f"no {size} free consecutive ports from {start}")
 
 
 def _gone(pid: int) -> bool:
@@ -182,8 +162,8 @@ def stack(tmp_path: Path, artifact_cache: Path) -> Iterator[StackRun]:
     """A stack in its own run folder on free ports; whatever it started is stopped after."""
     run = StackRun(
         run_dir=tmp_path / "run",
-        kafka_port=_free_block(KAFKA_BASE_PORT, 6),
-        registry_port=_free_block(REGISTRY_BASE_PORT, 1),
+        kafka_port=free_block(KAFKA_BASE_PORT, 6),
+        registry_port=free_block(REGISTRY_BASE_PORT, 1),
     )
     default = StackLayout.create().run.resolve()
     assert run.run_dir.resolve() != default
