@@ -14,7 +14,9 @@ from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, Message, TopicPartition
 
+from eos.kafka.errors import is_settling
 from eos.kafka.offsets import Offsets
+from eos.kafka.retry import settled
 
 # Faster reads of large topics than the defaults: big fetches, no waiting for full ones.
 READ_TUNING = {
@@ -56,11 +58,11 @@ def read_topics(
     )
     missing: list[str] = []
     try:
-        meta = consumer.list_topics(timeout=30).topics
+        meta = settled(lambda: consumer.list_topics(timeout=30), timeout).topics
         parts: list[TopicPartition] = []
         for topic in handlers:
             info = meta.get(topic)
-            if info is None or info.error is not None:
+            if info is None or not info.partitions:  # a leader being elected still lists them
                 missing.append(topic)
                 continue
             wanted = partitions.get(topic) if partitions is not None else None
@@ -93,6 +95,8 @@ def read_topics(
                     handlers[tp[0]](msg)
                     continue
                 if err is not None and err.code() != KafkaError._PARTITION_EOF:
+                    if is_settling(err):  # a broker bouncing: the consumer fetches again
+                        continue
                     raise RuntimeError(f"reading {tp[0]}[{tp[1]}]: {err.str()}")
                 # EOF at or past the end (below it, a transaction is still open), or a
                 # record written after the snapshot started: this partition is done.
