@@ -121,13 +121,13 @@ def _run(opts: ChaosOptions, stack: Stack, spec: StackSpec, run_dir: Path) -> _O
     logs.mkdir(parents=True, exist_ok=True)
     pool = Pool(logs, dict(os.environ))
     step(f"3/5 {opts.processors} processors (logs in {logs}); funding {opts.accounts} accounts")
-    for i in range(opts.processors):
-        pool.start(f"p{i + 1}")
-    base = LoadSpec(count=opts.payments, accounts=opts.accounts, garbage=0.0005, seed=opts.seed)
-    print(f"  {produce_payments(engine, ledger, replace(base, funding='only')).line()}")
-    wait_caught_up(engine, ledger, pool.snapshot())
     out = _Outcome()
-    try:
+    try:  # whatever fails from here, every processor started is stopped
+        for i in range(opts.processors):
+            pool.start(f"p{i + 1}")
+        base = LoadSpec(opts.payments, accounts=opts.accounts, garbage=0.0005, seed=opts.seed)
+        print(f"  {produce_payments(engine, ledger, replace(base, funding='only')).line()}")
+        wait_caught_up(engine, ledger, pool.snapshot())
         timeline = Timeline()
         kills = _load(opts, engine, ledger, pool, stack, spec, out, timeline)
         step("5/5 waiting until caught up; stopping the processors, verifying")
