@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import sys
 import traceback
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 
 from eos.engine.api import InputRecord, OutputRecord, PermanentError
 from eos.engine.records import Consumed, Encoded
@@ -63,7 +66,7 @@ def dlq_record(
     to fit `max_bytes` if need be (its size and SHA-256 then say what it was)."""
     rec = failure.record
     error = failure.error
-    stack = "".join(traceback.format_exception(type(error), error, error.__traceback__))
+    stack = _stack(error)
     when = (failed_at or datetime.now(UTC)).isoformat(timespec="milliseconds")
     ours = [
         (H_TOPIC, rec.topic),
@@ -100,9 +103,45 @@ def _size(key: bytes | None, value: bytes | None, headers: Sequence[tuple[str, b
 
 
 def log_dead_letters(failures: Sequence[Failure], redact: Redactor) -> None:
-    """One line per record a committed batch dead-lettered."""
+    """One line per committed batch that dead-lettered records: counts by reason and the
+    first record's place and message (every record's at DEBUG)."""
+    if not failures:
+        return
     for f in failures:
-        log.warning("dead-lettered %s: %s %s", f.record.where, f.reason, redact(str(f.error))[:200])
+        log.debug("dead-lettered %s: %s", f.record.where, _message(f, redact))
+    counts = Counter(f.reason for f in failures)
+    first = failures[0]
+    log.warning(
+        "dead-lettered %d record(s): %s; first %s: %s",
+        len(failures),
+        ", ".join(f"{reason} x{n}" for reason, n in counts.most_common()),
+        first.record.where,
+        _message(first, redact),
+    )
+
+
+def _message(failure: Failure, redact: Redactor) -> str:
+    """The error's message led by its reason once (a DecodeError's text already is)."""
+    text = redact(str(failure.error))[:200]
+    return text if text.startswith(failure.reason) else f"{failure.reason}: {text}"
+
+
+def _stack(error: BaseException) -> str:
+    """The traceback with each file named relative to its import root (`eos/engine/
+    batch.py`), not by its install path."""
+    frames = traceback.extract_tb(error.__traceback__)
+    roots = sorted((str(Path(p).resolve()) for p in sys.path if p), key=len, reverse=True)
+    for frame in frames:
+        frame.filename = _relative(frame.filename, roots)
+    lines = ["Traceback (most recent call last):\n", *traceback.format_list(frames)]
+    return "".join(lines + traceback.format_exception_only(type(error), error))
+
+
+def _relative(filename: str, roots: list[str]) -> str:
+    for root in roots:
+        if filename.startswith(root + "/"):
+            return filename[len(root) + 1 :]
+    return Path(filename).name
 
 
 def header(headers: Sequence[tuple[str, bytes]] | dict[str, bytes], name: str) -> str | None:

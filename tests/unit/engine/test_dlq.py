@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 
 from eos.engine import dlq as h
 from eos.engine.api import InputRecord, PermanentError
-from eos.engine.dlq import Failure, dlq_record, header, replay_transform
+from eos.engine.dlq import Failure, dlq_record, header, log_dead_letters, replay_transform
 from eos.engine.records import Consumed
 from eos.engine.redact import Redactor
+from eos.serde.wire import DecodeError
 
 SECRET = "s3cr3t-Pa55w0rd"
 ALL_HEADERS = [
@@ -133,3 +136,25 @@ def test_replay_transform_restores_the_original_record() -> None:
 def test_replay_transform_rejects_a_record_that_is_not_a_dead_letter() -> None:
     with pytest.raises(PermanentError, match="not a dead-letter record"):
         replay_transform(InputRecord("d", 0, 0, 0, None, b"v", {}, b"v"))
+
+
+def test_the_stack_names_files_by_module_path_not_install_path() -> None:
+    stack = header(dlq_record(_failure(RECORD), "d", "i", Redactor([]))[3], h.H_ERROR_STACK)
+    assert stack is not None
+    assert 'File "tests/unit/engine/test_dlq.py"' in stack, stack
+    assert str(Path(__file__).resolve().parents[3]) not in stack  # no checkout path
+
+
+def test_dead_letters_are_one_line_per_batch_with_counts_by_reason(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    def failure(reason: str, message: str) -> Failure:
+        return Failure(RECORD, DecodeError(reason, message), reason, 1)
+
+    failures = [failure("MALFORMED_AVRO", "cut short")] * 3 + [failure("WRONG_SUBJECT", "x")]
+    with caplog.at_level(logging.WARNING, logger="eos.processor"):
+        log_dead_letters(failures, Redactor([]))
+    assert [r.getMessage() for r in caplog.records] == [
+        "dead-lettered 4 record(s): MALFORMED_AVRO x3, WRONG_SUBJECT x1; "
+        "first orders[4]@1234: MALFORMED_AVRO: cut short"
+    ]
