@@ -30,7 +30,7 @@ from eos.ledger.models import (
     RejectionReason,
     Side,
 )
-from eos.ledger.rules import validate
+from eos.ledger.rules import canonical_payment_id, validate
 from eos.ledger.settings import LedgerSettings
 from eos.serde.schemas import contract
 
@@ -70,7 +70,11 @@ class Ledger:
     def debit(self, record: InputRecord) -> list[OutputRecord]:
         req: PaymentRequest = record.value
         p = record.partition
-        if self._duplicate(p, f"D:{req.payment_id}"):
+        canonical = canonical_payment_id(req.payment_id)
+        if canonical is not None and canonical != req.payment_id:
+            # Another spelling of the same UUID is the same payment from here on.
+            req = req.model_copy(update={"payment_id": canonical})
+        if self._duplicate(p, f"D:{req.payment_id}"):  # an id that is no UUID: as spelt
             return []
         reply = _header(record, REPLY_TO)
         rejection = validate(req, self.settings)

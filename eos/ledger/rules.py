@@ -3,23 +3,31 @@
 from __future__ import annotations
 
 import re
-import uuid
 
 from eos.ledger.models import PaymentRequest, RejectionReason
 from eos.ledger.settings import LedgerSettings
 
-ACCOUNT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9:._-]{0,63}$")
+__all__ = ["ACCOUNT", "canonical_payment_id", "validate"]
+
+# Checked with fullmatch: `$` would also match before a final newline. ASCII only.
+ACCOUNT = re.compile(r"[A-Za-z0-9][A-Za-z0-9:._-]{0,63}", re.ASCII)
+# The RFC 9562 string form, either case; not the other spellings uuid.UUID accepts
+# (braces, urn:uuid:, bare hex), so that one payment has one id.
+_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.I | re.A)
+
+
+def canonical_payment_id(raw: str) -> str | None:
+    """The payment id in its canonical (lower-case) form, or None when it is not a UUID.
+    UUIDs are case-insensitive: every hop and the dedup store use this form."""
+    return raw.lower() if _UUID.fullmatch(raw) else None
 
 
 def validate(req: PaymentRequest, settings: LedgerSettings) -> tuple[RejectionReason, str] | None:
     """The first rule the request breaks, or None when it is well-formed."""
-    try:
-        if str(uuid.UUID(req.payment_id)) != req.payment_id.lower():
-            raise ValueError
-    except ValueError:
+    if canonical_payment_id(req.payment_id) is None:
         return RejectionReason.INVALID_ID, f"payment id {req.payment_id!r} is not a UUID"
     for role, account in (("debit", req.debit_account), ("credit", req.credit_account)):
-        if not ACCOUNT.match(account):
+        if not ACCOUNT.fullmatch(account):
             return RejectionReason.INVALID_ACCOUNT, f"{role} account {account!r} is malformed"
     if req.debit_account == req.credit_account:
         return RejectionReason.SAME_ACCOUNT, f"debit and credit are both {req.debit_account}"

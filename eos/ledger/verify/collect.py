@@ -18,6 +18,7 @@ from confluent_kafka.schema_registry import SchemaRegistryClient
 
 from eos.engine import dlq as h
 from eos.kafka.reader import Handler, read_topics
+from eos.ledger.rules import canonical_payment_id
 from eos.ledger.settings import LedgerSettings
 from eos.ledger.verify.rows import (
     DeadLetter,
@@ -110,7 +111,7 @@ class Collector:
     def payment(self, msg: Message) -> None:
         self.snap.inputs += 1
         try:
-            pay = self._row(Payment, msg)
+            pay = _canonical(self._row(Payment, msg))
         except (DecodeError, KeyError) as exc:
             self.snap.undecodable_payments[_at(msg)] = _why(exc)
             return
@@ -136,7 +137,7 @@ class Collector:
         self, kind: type[_Row], msg: Message, topic: str, into: dict[int, list[_Row]]
     ) -> None:
         try:
-            row = self._row(kind, msg)
+            row = _canonical(self._row(kind, msg))
         except (DecodeError, KeyError) as exc:
             self.snap.undecodable_outputs.append(f"{place(topic, *_at(msg))}: {_why(exc)}")
             return
@@ -158,6 +159,8 @@ class Collector:
             payment_id: str | None = self.decode(msg.value())["payment_id"]
         except (DecodeError, KeyError):
             payment_id = None
+        if payment_id is not None:
+            payment_id = canonical_payment_id(payment_id) or payment_id
         reason = h.header(headers, h.H_ERROR_REASON) or "?"
         self.snap.dead_letters.append(
             DeadLetter(*_at(msg), source_topic, source, payment_id, reason)
@@ -186,6 +189,15 @@ class Collector:
         snap.rejections = _in_order(self.rejections)
         snap.legs = _in_order(self.legs)
         return snap
+
+
+def _canonical(row: _Row) -> _Row:
+    """`row` with its payment id in canonical form: two spellings of one UUID are one
+    payment to every check (an id that is no UUID stays as spelt)."""
+    canonical = canonical_payment_id(row.payment_id)
+    if canonical is None or canonical == row.payment_id:
+        return row
+    return row._replace(payment_id=canonical)
 
 
 def _in_order(parts: dict[int, list[_T]]) -> list[_T]:

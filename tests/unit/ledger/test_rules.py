@@ -7,7 +7,7 @@ import pytest
 
 from eos.kafka.partitioner import murmur2, partition_for
 from eos.ledger.models import PaymentRequest, RejectionReason
-from eos.ledger.rules import validate
+from eos.ledger.rules import canonical_payment_id, validate
 from eos.ledger.settings import LedgerSettings
 
 
@@ -57,3 +57,34 @@ def test_murmur2_matches_kafkas_reference_values() -> None:
     assert murmur2(b"lkjh234lh9fiuh90y23oiuhsafujhadof229phr9h19h89h8") == -58897971
     assert murmur2(b"abc") == 479470107
     assert 0 <= partition_for(b"acct-1", 6) < 6
+
+
+def test_a_payment_id_in_any_case_is_carried_in_its_canonical_lower_case_form() -> None:
+    raw = str(uuid.uuid4())
+    assert canonical_payment_id(raw.upper()) == raw
+    assert canonical_payment_id(raw) == raw
+    assert canonical_payment_id(raw.upper()[:9] + raw[9:]) == raw
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "nope",
+        "",
+        "{12345678-1234-5678-1234-567812345678}",  # uuid.UUID accepts these spellings
+        "urn:uuid:12345678-1234-5678-1234-567812345678",
+        "12345678123456781234567812345678",
+        "12345678-1234-5678-1234-567812345678\n",
+        " 12345678-1234-5678-1234-567812345678",
+        "\uff112345678-1234-5678-1234-567812345678",  # a full-width digit
+    ],
+)
+def test_only_the_hyphenated_uuid_form_is_a_payment_id(raw: str) -> None:
+    assert canonical_payment_id(raw) is None
+    assert validate(_req(payment_id=raw), LedgerSettings()) is not None
+
+
+@pytest.mark.parametrize("account", ["acct-2\n", "acct-2\r", "ac\nct", "a" * 65, "ünï"])
+def test_an_account_must_match_its_pattern_in_full(account: str) -> None:
+    result = validate(_req(credit_account=account), LedgerSettings())
+    assert result is not None and result[0] is RejectionReason.INVALID_ACCOUNT
