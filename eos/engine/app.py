@@ -104,7 +104,9 @@ def build_processor(settings: EngineSettings, app: App, until_caught_up: bool = 
     admin = make_admin(settings)
     check_topics(admin, settings, app)
     registry = make_registry(settings)
-    decoders = {t: AvroDecoder(registry, c) if c else None for t, c in app.inputs.items()}
+    decoders = {
+        t: AvroDecoder(registry, c, subject_for(t)) if c else None for t, c in app.inputs.items()
+    }
     encoders = {t: AvroEncoder(registry, t, c) for t, c in app.outputs.items()}
     dynamic = None  # one subject (record-name strategy) for every topic named at run time
     if app.dynamic_output is not None:

@@ -18,7 +18,7 @@ from confluent_kafka.schema_registry.error import SchemaRegistryError
 from pydantic import BaseModel, ValidationError
 
 from eos.errors import PermanentError, TransientError
-from eos.serde.registry import RegistryUnavailable, schema_str
+from eos.serde.registry import RegistryUnavailable, schema_str, subjects_of
 from eos.serde.wire import DecodeError, WriterSchemas, frame, split, trailing
 
 __all__ = [
@@ -70,9 +70,14 @@ class SchemaNotRegistered(TransientError):
 class AvroDecoder:
     """Decodes one input topic's values into dicts or the contract's pydantic model."""
 
-    def __init__(self, registry: SchemaRegistryClient, contract: AvroContract) -> None:
+    def __init__(
+        self, registry: SchemaRegistryClient, contract: AvroContract, subject: str | None = None
+    ) -> None:
+        """`subject`: the topic's subject; a value written with a schema id that is not one
+        of its versions is refused (WRONG_SUBJECT) even when its schema would resolve."""
         self._registry = registry
         self._contract = contract
+        self._subject = subject
         self._writers: WriterSchemas[Any] = WriterSchemas(self._writer)
 
     def decode(self, data: bytes | None) -> Any:
@@ -89,6 +94,14 @@ class AvroDecoder:
             raise DecodeError("INVALID_VALUE", _short_validation(exc)) from exc
 
     def _writer(self, schema_id: int) -> Any:
+        if self._subject is not None:
+            subjects = subjects_of(self._registry, schema_id)
+            if self._subject not in subjects:
+                named = ", ".join(sorted(subjects)[:3]) or "no subject"
+                raise DecodeError(
+                    "WRONG_SUBJECT",
+                    f"schema id {schema_id} is a version of {named}, not of {self._subject}",
+                )
         parsed = fastavro.parse_schema(json.loads(schema_str(self._registry, schema_id)))
         if _same_schema(parsed, self._contract.parsed):
             return self._contract.parsed  # same schema: skip schema resolution when reading

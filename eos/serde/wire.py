@@ -22,6 +22,8 @@ MAGIC = 0
 _HEADER = struct.Struct(">BI")
 HEADER_SIZE = _HEADER.size
 UNKNOWN_TTL_S = 60.0
+# Negative answers about an id that may change once somebody registers it.
+REMEMBERED = frozenset({"UNKNOWN_SCHEMA", "WRONG_SUBJECT"})
 
 T = TypeVar("T")
 
@@ -62,7 +64,8 @@ class WriterSchemas(Generic[T]):
     """What each schema id resolves to, fetched once.
 
     `fetch` raises DecodeError("UNKNOWN_SCHEMA", ...) for an id the registry does not
-    have; that answer is kept for `unknown_ttl_s` (the id may be registered later). Any
+    have, or ("WRONG_SUBJECT", ...) for one that is no version of the topic's subject;
+    that answer is kept for `unknown_ttl_s` (the id may be registered there later). Any
     other exception (an unreachable registry) is not cached.
     """
 
@@ -92,7 +95,7 @@ class WriterSchemas(Generic[T]):
         try:
             value = self._fetch(schema_id)
         except DecodeError as exc:
-            if exc.reason == "UNKNOWN_SCHEMA":
+            if exc.reason in REMEMBERED:
                 self._unknown[schema_id] = (self._clock() + self._ttl, exc)
             raise
         self._known[schema_id] = value
