@@ -225,3 +225,72 @@ def test_schema_evolution_v1_and_v2_payments_are_both_processed(books: Books) ->
     broken = {**local, books.ledger.payments_topic: AvroContract(json.dumps(v3))}
     results = {r.subject: r for r in compat.check(registry, broken)}
     assert results[subject].status == "INCOMPATIBLE"
+
+
+def test_another_spelling_of_a_payment_id_is_the_same_payment(books: Books) -> None:
+    books.pay("ext:bank", "carol", 1000)
+    books.process()
+    pid = str(uuid.uuid4())
+    books.pay("carol", "dave", 100, payment_id=pid)
+    books.pay("carol", "dave", 100, payment_id=pid.upper())  # UUIDs are case-insensitive
+    mixed = str(uuid.uuid4())
+    books.pay("carol", "dave", 5, payment_id=mixed.upper())  # first seen in upper case
+    books.process()
+
+    entries = books.read(books.ledger.entries_topic, "ledger/ledger_entry")
+    posted = [e["payment_id"] for e in entries if e["payment_id"].lower() in (pid, mixed)]
+    assert sorted(posted) == sorted([pid, pid, mixed, mixed])  # once each, canonical form
+    carol = [e["balance_after_minor"] for e in entries if e["account"] == "carol"]
+    assert carol[-1] == 895
+    report = verify(
+        books.cluster.bootstrap_servers,
+        books.cluster.schema_registry_url,
+        books.ledger,
+        books.engine.dlq_topic,
+    )
+    assert report.ok, report.render()
+    assert report.duplicates == 1
+
+
+def test_an_account_with_a_trailing_newline_is_refused(books: Books) -> None:
+    books.pay("ext:bank", "carol", 1000)
+    books.process()
+    newline = books.pay("carol", "probe-acct-2\n", 10)
+    books.process()
+    rejections = books.read(books.ledger.rejected_topic, "ledger/payment_rejection")
+    assert [(r["payment_id"], r["reason"]) for r in rejections] == [(newline, "INVALID_ACCOUNT")]
+    entries = books.read(books.ledger.entries_topic, "ledger/ledger_entry")
+    assert not [e for e in entries if e["account"].startswith("probe-acct-2")]
+
+
+def test_a_record_framed_with_another_subjects_schema_is_dead_lettered(books: Books) -> None:
+    books.pay("ext:bank", "carol", 1000)
+    books.process()
+    v1 = json.loads(load_schema("ledger/payment_request"))
+    # Same record name, one extra field: it would decode by schema resolution.
+    lookalike = {**v1, "fields": [*v1["fields"], {"name": "extra", "type": "long"}]}
+    registry = books.registry()
+    other = f"{books.ledger.payments_topic}.other-value"
+    schema_id = registry.register_schema(other, Schema(json.dumps(lookalike), "AVRO"))
+    payload = {
+        "payment_id": str(uuid.uuid4()),
+        "debit_account": "carol",
+        "credit_account": "dave",
+        "amount_minor": 10,
+        "currency": "EUR",
+        "requested_at": datetime.now(UTC),
+        "reference": None,
+        "extra": 1,
+    }
+    encoder = AvroEncoder(
+        registry, "", AvroContract(json.dumps(lookalike)), auto_register=True, subject=other
+    )
+    books.send("carol", encoder.encode(payload))
+    books.process()
+
+    dead = read_committed(books.cluster, books.engine.dlq_topic)
+    reasons = [dict(m.headers() or []).get("eos.dlq.error.reason") for m in dead]
+    assert reasons == [b"WRONG_SUBJECT"], reasons
+    entries = books.read(books.ledger.entries_topic, "ledger/ledger_entry")
+    assert not [e for e in entries if e["payment_id"] == payload["payment_id"]]
+    assert schema_id > 0
