@@ -3,6 +3,9 @@ an unreachable registry is nobody's (transient, never a reason to dead-letter)."
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TypeVar
+
 from confluent_kafka.schema_registry import SchemaRegistryClient
 from confluent_kafka.schema_registry.error import SchemaRegistryError
 
@@ -11,6 +14,8 @@ from eos.serde.wire import DecodeError
 
 __all__ = ["RegistryUnavailable", "schema_str", "subjects_of"]
 
+T = TypeVar("T")
+
 
 class RegistryUnavailable(TransientError):
     """The schema registry did not answer; retried, never a reason to dead-letter."""
@@ -18,25 +23,19 @@ class RegistryUnavailable(TransientError):
 
 def schema_str(registry: SchemaRegistryClient, schema_id: int) -> str:
     """The schema text registered under `schema_id`."""
-    try:
-        schema = registry.get_schema(schema_id)
-    except SchemaRegistryError as exc:
-        if exc.http_status_code == 404:
-            raise DecodeError(
-                "UNKNOWN_SCHEMA", f"schema id {schema_id} is not in the registry"
-            ) from exc
-        raise RegistryUnavailable(f"schema registry error for id {schema_id}: {exc}") from exc
-    except Exception as exc:  # connection refused, timeouts: the registry is down
-        raise RegistryUnavailable(
-            f"schema registry unreachable looking up id {schema_id}: {exc}"
-        ) from exc
+    schema = _about(schema_id, lambda: registry.get_schema(schema_id))
     return schema.schema_str or "null"
 
 
 def subjects_of(registry: SchemaRegistryClient, schema_id: int) -> list[str]:
     """The subjects that have `schema_id` as one of their versions."""
+    return list(_about(schema_id, lambda: registry.get_subjects_by_schema_id(schema_id)))
+
+
+def _about(schema_id: int, ask: Callable[[], T]) -> T:
+    """`ask()`, its failure classified: 404 is the id's fault, anything else the registry's."""
     try:
-        return list(registry.get_subjects_by_schema_id(schema_id))
+        return ask()
     except SchemaRegistryError as exc:
         if exc.http_status_code == 404:
             raise DecodeError(

@@ -21,7 +21,7 @@ from eos.ledger.app import build
 from eos.ledger.models import PaymentRequest
 from eos.ledger.settings import LedgerSettings
 from eos.ledger.setup import contracts, setup
-from eos.ledger.verify import verify
+from eos.ledger.verify import Report, verify
 from eos.serde import compat
 from eos.serde.avro import AvroContract, AvroDecoder, AvroEncoder
 from eos.serde.schemas import contract, load_schema
@@ -82,6 +82,14 @@ class Books:
     def process(self) -> None:
         processor = build_processor(self.engine, build(self.engine), until_caught_up=True)
         assert processor.run() == 0
+
+    def verify(self) -> Report:
+        return verify(
+            self.cluster.bootstrap_servers,
+            self.cluster.schema_registry_url,
+            self.ledger,
+            self.engine.dlq_topic,
+        )
 
     def read(self, topic: str, schema: str) -> list[Any]:
         decoder = AvroDecoder(self.registry(), contract(schema))
@@ -167,12 +175,7 @@ def test_funding_currencies_rejections_duplicates_and_replies(books: Books) -> N
         }
     ]
 
-    report = verify(
-        books.cluster.bootstrap_servers,
-        books.cluster.schema_registry_url,
-        books.ledger,
-        books.engine.dlq_topic,
-    )
+    report = books.verify()
     assert report.ok, report.render()
     assert report.duplicates == 1
 
@@ -242,12 +245,7 @@ def test_another_spelling_of_a_payment_id_is_the_same_payment(books: Books) -> N
     assert sorted(posted) == sorted([pid, pid, mixed, mixed])  # once each, canonical form
     carol = [e["balance_after_minor"] for e in entries if e["account"] == "carol"]
     assert carol[-1] == 895
-    report = verify(
-        books.cluster.bootstrap_servers,
-        books.cluster.schema_registry_url,
-        books.ledger,
-        books.engine.dlq_topic,
-    )
+    report = books.verify()
     assert report.ok, report.render()
     assert report.duplicates == 1
 
