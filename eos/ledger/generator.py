@@ -21,6 +21,7 @@ from eos.config import EngineSettings
 from eos.kafka.clients import make_registry, producer_config
 from eos.kafka.produce import Encoded, produce
 from eos.ledger.app import CORRELATION_ID, REPLY_TO
+from eos.ledger.currencies import CURRENCIES
 from eos.ledger.errors import UndeliveredRecords
 from eos.ledger.models import PaymentRequest
 from eos.ledger.settings import LedgerSettings
@@ -28,7 +29,7 @@ from eos.progress import Progress
 from eos.serde.avro import AvroEncoder
 from eos.serde.schemas import contract
 
-FUNDING_MINOR = 5_000_000
+FUNDING_UNITS = 50_000  # each account's funding per currency, in major units
 EXTERNAL = ("ext:bank-a", "ext:bank-b", "ext:card-network")
 
 
@@ -60,6 +61,15 @@ class LoadReport:
         return f"produced {total:,} records in {self.seconds:.1f}s ({parts})"
 
 
+def _digits(code: str) -> int:
+    row = CURRENCIES.get(code)
+    return row.digits if row else 2
+
+
+def _minor(units: int, code: str) -> int:
+    return units * int(10 ** _digits(code))
+
+
 class PaymentFactory:
     def __init__(self, spec: LoadSpec, rng: random.Random) -> None:
         self.spec = spec
@@ -68,7 +78,7 @@ class PaymentFactory:
 
     def funding(self) -> list[PaymentRequest]:
         return [
-            self._request(self.rng.choice(EXTERNAL), acct, FUNDING_MINOR, cur)
+            self._request(self.rng.choice(EXTERNAL), acct, _minor(FUNDING_UNITS, cur), cur)
             for acct in self.internal
             for cur in self.spec.currencies
         ]
@@ -83,8 +93,10 @@ class PaymentFactory:
             debit = self.rng.choice(EXTERNAL)  # a deposit from outside
         elif roll < 0.04:
             credit = self.rng.choice(EXTERNAL)  # a withdrawal
-        amount = int(self.rng.lognormvariate(8, 1.2)) + 1  # mostly tens of units
-        return self._request(debit, credit, amount, self.rng.choice(self.spec.currencies))
+        cur = self.rng.choice(self.spec.currencies)
+        # Mostly tens of units, in the currency's own minor units (cents, yen, fils).
+        amount = int(self.rng.lognormvariate(3.4, 1.2) * 10 ** _digits(cur)) + 1
+        return self._request(debit, credit, amount, cur)
 
     def invalid(self) -> PaymentRequest:
         req = self.ordinary()
@@ -92,7 +104,8 @@ class PaymentFactory:
         if kind == 0:
             return req.model_copy(update={"amount_minor": -self.rng.randrange(0, 1000)})
         if kind == 1:
-            return req.model_copy(update={"amount_minor": 10**12})
+            over = CURRENCIES[req.currency].max_minor + 1 if req.currency in CURRENCIES else 10**12
+            return req.model_copy(update={"amount_minor": over})
         if kind == 2:
             return req.model_copy(update={"currency": "XXQ"})
         if kind == 3:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+from eos.ledger.currencies import currency
 from eos.ledger.models import PaymentRequest, RejectionReason
 from eos.ledger.settings import LedgerSettings
 
@@ -33,11 +34,12 @@ def validate(req: PaymentRequest, settings: LedgerSettings) -> tuple[RejectionRe
         return RejectionReason.SAME_ACCOUNT, f"debit and credit are both {req.debit_account}"
     if req.amount_minor <= 0:
         return RejectionReason.INVALID_AMOUNT, f"amount {req.amount_minor} is not positive"
-    if req.amount_minor > settings.max_amount_minor:
+    table = currency(req.currency)
+    if table is None or req.currency not in settings.currencies:
+        return RejectionReason.UNKNOWN_CURRENCY, f"currency {req.currency!r} is not accepted"
+    if req.amount_minor > table.max_minor:
         return (
             RejectionReason.AMOUNT_TOO_LARGE,
-            f"amount {req.amount_minor} exceeds {settings.max_amount_minor}",
+            f"amount {table.units(req.amount_minor)} exceeds {table.units(table.max_minor)}",
         )
-    if req.currency not in settings.currencies:
-        return RejectionReason.UNKNOWN_CURRENCY, f"currency {req.currency!r} is not accepted"
     return None

@@ -7,34 +7,7 @@ from typing import Any
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-# ISO 4217 codes the ledger accepts by default, with their minor-unit digits.
-ISO_4217 = {
-    "AUD": 2,
-    "BRL": 2,
-    "CAD": 2,
-    "CHF": 2,
-    "CNY": 2,
-    "CZK": 2,
-    "DKK": 2,
-    "EUR": 2,
-    "GBP": 2,
-    "HKD": 2,
-    "HUF": 2,
-    "INR": 2,
-    "JPY": 0,
-    "KRW": 0,
-    "MXN": 2,
-    "NOK": 2,
-    "NZD": 2,
-    "PLN": 2,
-    "SEK": 2,
-    "SGD": 2,
-    "USD": 2,
-    "ZAR": 2,
-    "BHD": 3,
-    "KWD": 3,
-}
-
+from eos.ledger.currencies import CURRENCIES
 
 TOPIC_FIELDS = (
     "payments_topic",
@@ -56,8 +29,10 @@ class LedgerSettings(BaseSettings):
     balances_changelog: str = "ledger.balances.changelog"
     dedup_changelog: str = "ledger.dedup.changelog"
 
-    currencies: list[str] = Field(default_factory=lambda: sorted(ISO_4217))
-    max_amount_minor: int = Field(default=100_000_000, gt=0, description="per payment")
+    currencies: list[str] = Field(
+        default_factory=lambda: sorted(CURRENCIES),
+        description="codes accepted, each of the currency table (eos/ledger/currencies.py)",
+    )
     external_prefix: str = Field(
         default="ext:", description="accounts that model the outside world; may go negative"
     )

@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 import pytest
 
 from eos.kafka.partitioner import murmur2, partition_for
+from eos.ledger.currencies import CURRENCIES
 from eos.ledger.models import PaymentRequest, RejectionReason
 from eos.ledger.rules import canonical_payment_id, validate
 from eos.ledger.settings import LedgerSettings
@@ -88,3 +89,27 @@ def test_only_the_hyphenated_uuid_form_is_a_payment_id(raw: str) -> None:
 def test_an_account_must_match_its_pattern_in_full(account: str) -> None:
     result = validate(_req(credit_account=account), LedgerSettings())
     assert result is not None and result[0] is RejectionReason.INVALID_ACCOUNT
+
+
+@pytest.mark.parametrize(
+    ("code", "limit_minor"), [("EUR", 100_000_000), ("JPY", 1_000_000), ("KWD", 1_000_000_000)]
+)
+def test_the_amount_limit_is_per_currency_by_its_minor_unit_digits(
+    code: str, limit_minor: int
+) -> None:
+    settings = LedgerSettings()
+    assert validate(_req(currency=code, amount_minor=limit_minor), settings) is None
+    result = validate(_req(currency=code, amount_minor=limit_minor + 1), settings)
+    assert result is not None and result[0] is RejectionReason.AMOUNT_TOO_LARGE
+
+
+def test_a_currency_outside_the_table_is_unknown_even_if_configured() -> None:
+    settings = LedgerSettings(currencies=["EUR", "XQZ"])
+    result = validate(_req(currency="XQZ"), settings)
+    assert result is not None and result[0] is RejectionReason.UNKNOWN_CURRENCY
+
+
+def test_amounts_read_in_major_units() -> None:
+    assert CURRENCIES["EUR"].units(12345) == "123.45 EUR"
+    assert CURRENCIES["JPY"].units(500) == "500 JPY"
+    assert CURRENCIES["KWD"].units(-1005) == "-1.005 KWD"
