@@ -3,6 +3,8 @@ matches its payment. Each takes (index, ledger settings, report) and adds violat
 
 from __future__ import annotations
 
+from eos.ledger.currencies import currency
+from eos.ledger.rules import ACCOUNT
 from eos.ledger.settings import LedgerSettings
 from eos.ledger.verify.index import Index, Posting
 from eos.ledger.verify.kinds import (
@@ -14,6 +16,7 @@ from eos.ledger.verify.kinds import (
     LEG_WITHOUT_CREDIT_ENTRY,
     MISSING_OUTCOME,
     MULTIPLE_OUTCOMES,
+    POSTED_AGAINST_RULES,
     UNKNOWN_PAYMENT,
     UNMATCHED_DEAD_LETTER,
 )
@@ -24,6 +27,7 @@ __all__ = [
     "check_amounts",
     "check_entries_match_payments",
     "check_outcomes",
+    "check_posted_within_rules",
     "check_postings_complete",
     "check_undecodable_inputs",
     "check_unknown_payments",
@@ -131,6 +135,26 @@ def check_amounts(ix: Index, s: LedgerSettings, report: Report) -> None:
                 f"payment {p.payment_id}: debit {debit.delta_minor} {debit.currency}, "
                 f"credit {credit.delta_minor} {credit.currency}",
             )
+
+
+def check_posted_within_rules(ix: Index, s: LedgerSettings, report: Report) -> None:
+    """A posted payment keeps the rules: its currency is in the table and accepted, its
+    amount within the currency's limit, both accounts match the account pattern in full."""
+    for p in ix.postings:
+        if p.debit is None:
+            continue
+        pay = p.payment
+        row = currency(pay.currency)
+        broken = []
+        if row is None or pay.currency not in s.currencies:
+            broken.append(f"currency {pay.currency!r} is not accepted")
+        elif not 0 < pay.amount_minor <= row.max_minor:
+            broken.append(f"amount {pay.amount_minor} is outside 1..{row.max_minor}")
+        for role, account in (("debit", pay.debit_account), ("credit", pay.credit_account)):
+            if not ACCOUNT.fullmatch(account):
+                broken.append(f"{role} account {account!r} is malformed")
+        if broken:
+            report.add(POSTED_AGAINST_RULES, f"payment {p.payment_id}: {'; '.join(broken)}")
 
 
 def check_entries_match_payments(ix: Index, s: LedgerSettings, report: Report) -> None:

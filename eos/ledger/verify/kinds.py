@@ -15,6 +15,7 @@ DUPLICATE_REJECTION = "duplicate rejection"
 DUPLICATE_LEG = "duplicate credit leg"
 UNBALANCED_CURRENCY = "currency does not balance"
 AMOUNT_MISMATCH = "debit and credit amounts differ"
+POSTED_AGAINST_RULES = "posted against the rules"
 ENTRY_MISMATCH = "entry does not match its payment"
 SEQ_GAP = "account_seq gap"
 BALANCE_CHAIN = "balance chain broken"
@@ -37,6 +38,7 @@ KINDS = (
     DUPLICATE_LEG,
     UNBALANCED_CURRENCY,
     AMOUNT_MISMATCH,
+    POSTED_AGAINST_RULES,
     ENTRY_MISMATCH,
     SEQ_GAP,
     BALANCE_CHAIN,

@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -18,6 +19,7 @@ from eos.ledger.verify import (
     CHANGELOG_MISMATCH,
     CREDIT_WITHOUT_LEG,
     MISSING_OUTCOME,
+    POSTED_AGAINST_RULES,
     DeadLetter,
     Entry,
     Leg,
@@ -29,7 +31,11 @@ from eos.ledger.verify import (
 )
 from eos.ledger.verify.checks import Check
 from eos.ledger.verify.checks_books import check_chains, check_changelog
-from eos.ledger.verify.checks_outcomes import check_outcomes, check_postings_complete
+from eos.ledger.verify.checks_outcomes import (
+    check_outcomes,
+    check_posted_within_rules,
+    check_postings_complete,
+)
 from eos.ledger.verify.index import build_index
 
 
@@ -135,3 +141,25 @@ def test_a_changelog_balance_off_its_entries_differs(ledger: LedgerSettings) -> 
         ]
     }
     assert analyze(snap, ledger).counts == {CHANGELOG_MISMATCH: 1}
+
+
+@pytest.mark.parametrize(
+    ("change", "why"),
+    [
+        ({"credit_account": "alice\n"}, "credit account 'alice\\n' is malformed"),
+        ({"currency": "XQZ"}, "currency 'XQZ' is not accepted"),
+        ({"amount_minor": 100_000_001}, "amount 100000001 is outside 1..100000000"),
+    ],
+)
+def test_a_payment_posted_against_the_rules_is_named(
+    ledger: LedgerSettings, change: dict[str, Any], why: str
+) -> None:
+    books = clean(ledger)
+    snap = dataclasses.replace(
+        books, payments=[books.payments[0]._replace(**change), *books.payments[1:]]
+    )
+    assert found(check_posted_within_rules, snap, ledger) == {
+        POSTED_AGAINST_RULES: [f"payment p1: {why}"]
+    }
+    assert found(check_posted_within_rules, books, ledger) == {}
+    assert analyze(snap, ledger).counts.get(POSTED_AGAINST_RULES) == 1  # it is in CHECKS
