@@ -20,7 +20,8 @@ def _bindable(port: int) -> bool:
 
 def free_block(start: int, size: int) -> int:
     """The first `size` consecutive free ports at or after `start`, never handed out twice
-    in one session."""
+    in one session. Keep `start` below the kernel's ephemeral range (Linux: from 32768):
+    a port there can be taken by an outgoing connection between this check and the bind."""
     for base in range(start, start + 2000, 10):
         block = range(base, base + size)
         if _taken.isdisjoint(block) and all(_bindable(p) for p in block):

@@ -51,8 +51,8 @@ from tests.integration.ports import free_block
 pytestmark = pytest.mark.slow
 
 ENRICHED = contract("enriched_event").parsed
-KAFKA_BASE_PORT = 39092  # each test takes 6 ports from here: 3 brokers x (broker, controller)
-REGISTRY_BASE_PORT = 38081
+KAFKA_BASE_PORT = 24092  # each test takes 6 ports from here: 3 brokers x (broker, controller)
+REGISTRY_BASE_PORT = 23081
 UP_TIMEOUT = 240.0  # for the `up` subprocess; the CLI itself gives up after --timeout
 CLI_TIMEOUT = 120.0  # for every other command (a 3-broker `down` included)
 
