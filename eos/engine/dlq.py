@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import sys
@@ -107,8 +108,9 @@ def log_dead_letters(failures: Sequence[Failure], redact: Redactor) -> None:
     first record's place and message (every record's at DEBUG)."""
     if not failures:
         return
-    for f in failures:
-        log.debug("dead-lettered %s: %s", f.record.where, _message(f, redact))
+    if log.isEnabledFor(logging.DEBUG):
+        for f in failures:
+            log.debug("dead-lettered %s: %s", f.record.where, _message(f, redact))
     counts = Counter(f.reason for f in failures)
     first = failures[0]
     log.warning(
@@ -130,14 +132,20 @@ def _stack(error: BaseException) -> str:
     """The traceback with each file named relative to its import root (`eos/engine/
     batch.py`), not by its install path."""
     frames = traceback.extract_tb(error.__traceback__)
-    roots = sorted((str(Path(p).resolve()) for p in sys.path if p), key=len, reverse=True)
+    roots = _import_roots(tuple(sys.path))
     for frame in frames:
         frame.filename = _relative(frame.filename, roots)
     lines = ["Traceback (most recent call last):\n", *traceback.format_list(frames)]
     return "".join(lines + traceback.format_exception_only(type(error), error))
 
 
-def _relative(filename: str, roots: list[str]) -> str:
+@functools.cache
+def _import_roots(path: tuple[str, ...]) -> tuple[str, ...]:
+    """`sys.path` resolved, longest first; resolved once per distinct `sys.path`."""
+    return tuple(sorted((str(Path(p).resolve()) for p in path if p), key=len, reverse=True))
+
+
+def _relative(filename: str, roots: tuple[str, ...]) -> str:
     for root in roots:
         if filename.startswith(root + "/"):
             return filename[len(root) + 1 :]
