@@ -34,10 +34,11 @@ def create_topics(
     those this call created or found created by its own earlier attempt. A topic that
     exists already is an error only on the first attempt (somebody else's topic)."""
     pending = {t.topic: t for t in topics}
-    first = set(pending)
     done: list[str] = []
+    retried = False
 
     def attempt() -> None:
+        nonlocal retried
         futures = admin.create_topics(list(pending.values()), operation_timeout=30)
         failures: list[KafkaException] = []
         for name, future in futures.items():
@@ -45,12 +46,12 @@ def create_topics(
                 future.result(timeout=60)
             except KafkaException as exc:
                 code = kafka_error(exc).code()
-                if code != KafkaError.TOPIC_ALREADY_EXISTS or name in first:
+                if code != KafkaError.TOPIC_ALREADY_EXISTS or not retried:
                     failures.append(exc)
                     continue
             done.append(name)
             del pending[name]
-        first.clear()
+        retried = True
         if failures:
             raise failures[0]
 
