@@ -3,21 +3,10 @@ No broker needed."""
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import pytest
 from click.testing import CliRunner, Result
 
 from eos.cli import cli, main
-
-
-@pytest.fixture(autouse=True)
-def _no_ambient_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    for name in list(os.environ):
-        if name.upper().startswith("EOS_"):
-            monkeypatch.delenv(name)
-    monkeypatch.chdir(tmp_path)  # no .env file here
 
 
 def _eos(*args: str) -> Result:

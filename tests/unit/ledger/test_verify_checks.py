@@ -7,8 +7,6 @@ and `analyze` finds that one violation and nothing else.
 from __future__ import annotations
 
 import dataclasses
-import os
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -37,15 +35,6 @@ from eos.ledger.verify.checks_outcomes import (
     check_postings_complete,
 )
 from eos.ledger.verify.index import build_index
-
-
-@pytest.fixture(autouse=True)
-def _no_ambient_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    """LedgerSettings reads EOS_LEDGER_* and .env: keep the developer's out of these tests."""
-    for name in list(os.environ):
-        if name.upper().startswith("EOS_"):
-            monkeypatch.delenv(name)
-    monkeypatch.chdir(tmp_path)
 
 
 @pytest.fixture

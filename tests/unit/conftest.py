@@ -1,4 +1,5 @@
-"""Unit tests build EngineSettings: keep the developer's EOS_* env and .env out of them."""
+"""Unit tests build EngineSettings and LedgerSettings: keep the developer's EOS_* env and .env
+out of every one of them."""
 
 from __future__ import annotations
 
