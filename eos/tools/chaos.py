@@ -132,7 +132,7 @@ def _run(opts: ChaosOptions, stack: Stack, spec: StackSpec, run_dir: Path) -> _O
         kills = _load(opts, engine, ledger, pool, stack, spec, out, timeline)
         step("5/5 waiting until caught up; stopping the processors, verifying")
         _caught_up(engine, ledger, pool, timeline)
-        out.recoveries = _recoveries(timeline.samples(), kills, _slack(opts))
+        out.recoveries = _recoveries(timeline, kills, _slack(opts))
     finally:
         out.exit_codes = pool.stop_all()
     out.unexpected += [f"{u.name} exited {u.code}" for u in pool.unexpected]
@@ -287,15 +287,13 @@ def _slack(opts: ChaosOptions) -> int:
     return max(opts.rate // 4, 4 * opts.partitions)
 
 
-def _recoveries(timeline: list[tuple[float, int]], kills: list[float], slack: int) -> list[float]:
+def _recoveries(timeline: Timeline, kills: list[float], slack: int) -> list[float]:
     """Per kill: seconds until the lag is back to its level before the kill (plus
     `slack`); infinity when it never was while sampled."""
     out = []
     for killed in kills:
-        before = [lag_ for t, lag_ in timeline if t <= killed]
-        level = (before[-1] if before else 0) + slack
-        after = [t for t, lag_ in timeline if t > killed + 0.5 and lag_ <= level]
-        out.append(after[0] - killed if after else float("inf"))
+        back = timeline.first_back(timeline.level_at(killed) + slack, killed + 0.5)
+        out.append(back - killed if back is not None else float("inf"))
     return out
 
 

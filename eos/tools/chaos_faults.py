@@ -10,6 +10,7 @@ alone: a kill that falls inside a registry outage would measure the outage.
 
 from __future__ import annotations
 
+import bisect
 import os
 import random
 import signal
@@ -144,32 +145,44 @@ class Pool:
 
 
 class Timeline:
-    """The group's lag, sampled by the monitor: (monotonic time, records behind). Shared
-    between the monitor's thread (`add`) and the faults' (`latest`, `wait_back`)."""
+    """The group's lag, sampled by the monitor: (monotonic time, records behind), in time
+    order. Shared between the monitor's thread (`add`) and the faults' (`latest`,
+    `wait_back`); read afterwards for the kills' recoveries (`level_at`, `first_back`)."""
 
     def __init__(self) -> None:
-        self._samples: list[tuple[float, int]] = []
+        self._times: list[float] = []
+        self._lags: list[int] = []
         self._lock = threading.Lock()
 
     def add(self, at: float, behind: int) -> None:
         with self._lock:
-            self._samples.append((at, behind))
-
-    def samples(self) -> list[tuple[float, int]]:
-        with self._lock:
-            return list(self._samples)
+            self._times.append(at)
+            self._lags.append(behind)
 
     def latest(self) -> int:
         with self._lock:
-            return self._samples[-1][1] if self._samples else 0
+            return self._lags[-1] if self._lags else 0
+
+    def level_at(self, at: float) -> int:
+        """The lag of the last sample taken at or before `at` (0 before the first)."""
+        with self._lock:
+            i = bisect.bisect_right(self._times, at)
+            return self._lags[i - 1] if i else 0
+
+    def first_back(self, level: int, after: float) -> float | None:
+        """When the first sample taken after `after` was at most `level`; None if none was."""
+        with self._lock:
+            for i in range(bisect.bisect_right(self._times, after), len(self._times)):
+                if self._lags[i] <= level:
+                    return self._times[i]
+        return None
 
     def wait_back(self, level: int, after: float, timeout: float, stop: threading.Event) -> bool:
         """Until a sample taken after `after` is at most `level`; False on timeout/stop."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            with self._lock:
-                if any(t > after and lag <= level for t, lag in reversed(self._samples[-8:])):
-                    return True
+            if self.first_back(level, after) is not None:
+                return True
             if stop.wait(0.25):
                 return False
         return False

@@ -48,14 +48,21 @@ def test_wait_back_returns_at_once_when_stopped() -> None:
 def test_recovery_is_time_from_kill_until_lag_back_to_its_level_plus_slack() -> None:
     samples = [(0.0, 100), (10.0, 120), (11.0, 5000), (15.0, 3000), (18.5, 200), (30.0, 0)]
     # killed at 10.2: level 120 + slack 100; the first sample under 220 after is at 18.5
-    assert _recoveries(samples, [10.2], slack=100) == [18.5 - 10.2]
+    assert _recoveries(_timeline(samples), [10.2], slack=100) == [18.5 - 10.2]
 
 
 def test_a_kill_the_lag_never_recovers_from_is_infinite() -> None:
     samples = [(0.0, 0), (5.0, 9000), (9.0, 9000)]
-    assert _recoveries(samples, [1.0], slack=10) == [float("inf")]
+    assert _recoveries(_timeline(samples), [1.0], slack=10) == [float("inf")]
 
 
 def test_slack_is_a_quarter_second_of_load_or_markers() -> None:
     assert _slack(ChaosOptions(rate=5000, partitions=6)) == 1250
     assert _slack(ChaosOptions(rate=10, partitions=6)) == 24
+
+
+def _timeline(samples: list[tuple[float, int]]) -> Timeline:
+    timeline = Timeline()
+    for at, behind in samples:
+        timeline.add(at, behind)
+    return timeline
