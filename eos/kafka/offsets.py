@@ -18,6 +18,7 @@ from confluent_kafka import (
     OFFSET_END,
     Consumer,
     IsolationLevel,
+    KafkaError,
     KafkaException,
     TopicPartition,
 )
@@ -144,10 +145,17 @@ class Offsets:
                     for tp, f in futures.items()
                 }
             except KafkaException as exc:
-                if kafka_error(exc).code() in STALE_LEADER_ERRORS:
+                code = kafka_error(exc).code()
+                if code in STALE_LEADER_ERRORS or code == KafkaError._NOENT:
                     # librdkafka's admin client keeps its stale leader epoch after a
                     # leader moves and is refused forever; a new client asks afresh.
                     self._admin = AdminClient(self._config)
+                if code == KafkaError._NOENT:
+                    # "No leaders found": a partition between leaders (a broker frozen
+                    # or restarting), which settles; librdkafka does not flag it so.
+                    raise KafkaException(
+                        KafkaError(KafkaError.LEADER_NOT_AVAILABLE, kafka_error(exc).str())
+                    ) from exc
                 raise
 
         return settled(ask, self._timeout)

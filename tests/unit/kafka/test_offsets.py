@@ -1,10 +1,14 @@
-"""Lag and open-transaction arithmetic."""
+"""Lag and open-transaction arithmetic; asking again while partitions settle."""
 
 from __future__ import annotations
+
+from concurrent.futures import Future
+from typing import Any, ClassVar
 
 import pytest
 from confluent_kafka import KafkaError, KafkaException
 
+from eos.kafka import offsets as offsets_module
 from eos.kafka.offsets import lag, open_transactions, total
 from eos.kafka.retry import settled
 
@@ -42,3 +46,41 @@ def test_settled_asks_again_while_the_cluster_settles_then_gives_up() -> None:
     assert settled(ask, timeout=30) == "done"
     with pytest.raises(KafkaException):
         settled(lambda: (_ for _ in ()).throw(KafkaException(KafkaError(KafkaError._FAIL))), 30)
+
+
+class _Ends:
+    def __init__(self, offset: int) -> None:
+        self.offset = offset
+
+
+class _Admin:
+    """A stand-in admin client: each instance answers list_offsets with its `answer`."""
+
+    made: ClassVar[list[_Admin]] = []
+    answers: ClassVar[list[int | None]] = []  # per client made: None = "No leaders found"
+
+    def __init__(self, _config: object) -> None:
+        self.answer = self.answers.pop(0)
+        self.made.append(self)
+
+    def list_offsets(self, wanted: dict[Any, Any], **_: Any) -> dict[Any, Future[_Ends]]:
+        out: dict[Any, Future[_Ends]] = {}
+        for tp in wanted:
+            future: Future[_Ends] = Future()
+            if self.answer is None:
+                error = KafkaError(KafkaError._NOENT, "Failed to query partition leaders")
+                future.set_exception(KafkaException(error))
+            else:
+                future.set_result(_Ends(self.answer))
+            out[tp] = future
+        return out
+
+
+def test_no_partition_leader_is_asked_again_with_a_new_admin_client(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(offsets_module, "AdminClient", _Admin)
+    _Admin.made, _Admin.answers = [], [None, 42]
+    offsets = offsets_module.Offsets({"bootstrap.servers": "127.0.0.1:1"})
+    assert offsets.high_watermarks([("t", 0)]) == {("t", 0): 42}
+    assert len(_Admin.made) == 2  # the first client's stale view was dropped
