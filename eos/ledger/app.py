@@ -20,6 +20,7 @@ from eos.kafka.admin import metadata
 from eos.kafka.clients import make_admin
 from eos.kafka.metadata import TopicCache
 from eos.kafka.partitioner import partition_for
+from eos.ledger.dedup import Decision, Dedup, fingerprint
 from eos.ledger.models import (
     CreditLeg,
     LedgerEntry,
@@ -38,7 +39,6 @@ log = logging.getLogger("eos.ledger")
 
 REPLY_TO = "reply-to"
 CORRELATION_ID = "correlation-id"
-PURGE_EVERY = 500  # records between scans for expired dedup entries
 
 
 class Ledger:
@@ -56,8 +56,8 @@ class Ledger:
         self.forbidden_replies = settings.own_topics()
         self.balances = StateStore("balances", settings.balances_changelog)
         self.seen = StateStore("dedup", settings.dedup_changelog)
+        self.dedup = Dedup(self.seen, settings.dedup_window_s)
         self.duplicates = 0
-        self._since_purge = 0
 
     def transform(self, record: InputRecord) -> list[OutputRecord]:
         self._check_partition(record)
@@ -68,23 +68,35 @@ class Ledger:
     # -- the debit side ------------------------------------------------------------------
 
     def debit(self, record: InputRecord) -> list[OutputRecord]:
+        """Answer a retry of a decided id from the dedup store; decide a new one."""
         req: PaymentRequest = record.value
         p = record.partition
         canonical = canonical_payment_id(req.payment_id)
         if canonical is not None and canonical != req.payment_id:
             # Another spelling of the same UUID is the same payment from here on.
             req = req.model_copy(update={"payment_id": canonical})
-        if self._duplicate(p, f"D:{req.payment_id}"):  # an id that is no UUID: as spelt
-            return []
-        reply = _header(record, REPLY_TO)
+        now_ms = int(time.time() * 1000)
+        key = f"D:{req.payment_id}"  # an id that is no UUID: as spelt
+        digest = request_fingerprint(req)
+        prior = self.dedup.decision(p, key, now_ms)
+        if prior is not None:
+            return self._retry(record, req, prior, digest)
+        out, (status, reason, balance) = self._decide(record, req)
+        self.dedup.remember(p, key, now_ms, Decision(now_ms, digest, status, reason, balance))
+        return out
+
+    def _decide(
+        self, record: InputRecord, req: PaymentRequest
+    ) -> tuple[list[OutputRecord], tuple[str, str | None, int | None]]:
+        """Post or reject a payment seen for the first time; its outputs and outcome."""
+        p = record.partition
+        target, refused = self._reply_to(record)
         rejection = validate(req, self.settings)
-        if reply is not None and not self._reply_ok(reply):
-            # Checked on every path: a reply never lands on a topic it may not.
+        if refused is not None:
             rejection = rejection or (
                 RejectionReason.INVALID_REPLY_TO,
-                f"reply-to topic {reply!r} does not exist or is not allowed",
+                f"reply-to topic {refused!r} does not exist or is not allowed",
             )
-            reply = None
         if rejection is None:
             external = req.debit_account.startswith(self.settings.external_prefix)
             balance = self._balance(p, req.debit_account, req.currency)
@@ -95,7 +107,8 @@ class Ledger:
                     f"needs {req.amount_minor}",
                 )
         if rejection is not None:
-            return self._reject(record, req, *rejection, reply=reply)
+            out = self._reject(record, req, *rejection, reply=target)
+            return out, (OutcomeStatus.REJECTED.value, rejection[0].value, None)
 
         entry = self._post(
             p,
@@ -118,18 +131,45 @@ class Ledger:
             OutputRecord(self.settings.entries_topic, req.debit_account, entry),
             OutputRecord(self.settings.credits_topic, req.credit_account, leg),
         ]
-        if reply is not None:
+        balance_after = entry.balance_after_minor
+        if target is not None:
             out.append(
                 self._reply(
-                    record,
-                    req.payment_id,
-                    OutcomeStatus.POSTED,
-                    None,
-                    entry.balance_after_minor,
-                    reply,
+                    record, req.payment_id, OutcomeStatus.POSTED, None, balance_after, target
                 )
             )
-        return out
+        return out, (OutcomeStatus.POSTED.value, None, balance_after)
+
+    def _retry(
+        self, record: InputRecord, req: PaymentRequest, prior: Decision, digest: str
+    ) -> list[OutputRecord]:
+        """A decided id again: the same request gets its first answer again (marked a
+        replay); another request under the same id is refused, the first decision stands."""
+        self._count_duplicate(f"D:{req.payment_id}", prior.seen_ms)
+        target, _refused = self._reply_to(record)
+        if prior.fingerprint and prior.fingerprint != digest:
+            first = datetime.fromtimestamp(prior.seen_ms / 1000, UTC).isoformat()
+            detail = (
+                f"payment id {req.payment_id} was used on {first} for a payment with other "
+                "fields; that payment stands: send a new payment under a new id"
+            )
+            return self._reject(
+                record, req, RejectionReason.IDEMPOTENCY_CONFLICT, detail, reply=target
+            )
+        if target is None or prior.status is None:
+            return []  # no one to answer, or decided before outcomes were kept
+        status = OutcomeStatus(prior.status)
+        return [
+            self._reply(
+                record,
+                req.payment_id,
+                status,
+                prior.reason,
+                prior.balance_after,
+                target,
+                replay=True,
+            )
+        ]
 
     def _reject(
         self,
@@ -162,8 +202,13 @@ class Ledger:
 
     def credit(self, record: InputRecord) -> list[OutputRecord]:
         leg: CreditLeg = record.value
-        if self._duplicate(record.partition, f"C:{leg.payment_id}"):
+        now_ms = int(time.time() * 1000)
+        key = f"C:{leg.payment_id}"
+        prior = self.dedup.decision(record.partition, key, now_ms)
+        if prior is not None:
+            self._count_duplicate(key, prior.seen_ms)
             return []
+        self.dedup.remember(record.partition, key, now_ms)
         entry = self._post(
             record.partition,
             leg.credit_account,
@@ -207,36 +252,14 @@ class Ledger:
             posted_at=_now(),
         )
 
-    def _duplicate(self, p: int, key: str) -> bool:
-        """True for an id seen within the window; else remember it (in this batch)."""
-        now_ms = int(time.time() * 1000)
-        seen = self.seen.get(p, key)
-        if seen is not None and now_ms - seen < self.settings.dedup_window_s * 1000:
-            self.duplicates += 1
-            first = datetime.fromtimestamp(seen / 1000, UTC).isoformat()
-            log.debug("dropped duplicate %s (first seen %s)", key, first)
-            if self.duplicates % 100 == 1:
-                log.info(
-                    "dropped %d duplicate(s) so far; latest %s, first seen %s",
-                    self.duplicates,
-                    key,
-                    first,
-                )
-            return True
-        self.seen.put(p, key, now_ms)
-        self._since_purge += 1
-        if self._since_purge >= PURGE_EVERY:
-            self._since_purge = 0
-            self._purge(p, now_ms)
-        return False
-
-    def _purge(self, p: int, now_ms: int) -> None:
-        """Forget ids older than the window; the oldest writes come first."""
-        horizon = now_ms - self.settings.dedup_window_s * 1000
-        for count, (key, seen_ms) in enumerate(self.seen.committed_items(p)):
-            if seen_ms >= horizon or count >= 1000:
-                break
-            self.seen.delete(p, key)
+    def _count_duplicate(self, key: str, seen_ms: int) -> None:
+        self.duplicates += 1
+        first = datetime.fromtimestamp(seen_ms / 1000, UTC).isoformat()
+        log.debug("duplicate %s (first seen %s)", key, first)
+        if self.duplicates % 100 == 1:
+            log.info(
+                "%d duplicate(s) so far; latest %s, first seen %s", self.duplicates, key, first
+            )
 
     # -- checks and replies ----------------------------------------------------------------
 
@@ -261,6 +284,14 @@ class Ledger:
                 "the producer must use Kafka's default (murmur2) partitioner"
             )
 
+    def _reply_to(self, record: InputRecord) -> tuple[str | None, str | None]:
+        """(where to answer, a reply-to topic refused). Checked on every path: a reply
+        never lands on a topic it may not."""
+        topic = _header(record, REPLY_TO)
+        if topic is None or self._reply_ok(topic):
+            return topic, None
+        return None, topic
+
     def _reply_ok(self, topic: str) -> bool:
         return (
             topic.startswith(self.settings.reply_topic_prefix)
@@ -276,6 +307,7 @@ class Ledger:
         reason: str | None,
         balance: int | None,
         topic: str,
+        replay: bool = False,
     ) -> OutputRecord:
         correlation = _header(record, CORRELATION_ID)
         outcome = PaymentOutcome(
@@ -284,6 +316,7 @@ class Ledger:
             status=status,
             reason=reason,
             debit_balance_after_minor=balance,
+            replay=replay,
         )
         headers = {CORRELATION_ID: correlation} if correlation else {}
         return OutputRecord(topic, payment_id, outcome, headers)
@@ -292,6 +325,14 @@ class Ledger:
 def _header(record: InputRecord, name: str) -> str | None:
     value = record.headers.get(name)
     return None if value is None else value.decode("utf-8", "replace")
+
+
+def request_fingerprint(req: PaymentRequest) -> str:
+    """What makes a retry the same payment: every field but requested_at, which a client
+    may stamp anew when it retries."""
+    return fingerprint(
+        (req.debit_account, req.credit_account, req.amount_minor, req.currency, req.reference)
+    )
 
 
 def _now() -> datetime:

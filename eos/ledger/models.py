@@ -23,6 +23,7 @@ class RejectionReason(StrEnum):
     UNKNOWN_CURRENCY = "UNKNOWN_CURRENCY"
     INVALID_REPLY_TO = "INVALID_REPLY_TO"
     INSUFFICIENT_FUNDS = "INSUFFICIENT_FUNDS"
+    IDEMPOTENCY_CONFLICT = "IDEMPOTENCY_CONFLICT"
 
 
 class OutcomeStatus(StrEnum):
@@ -79,3 +80,4 @@ class PaymentOutcome(BaseModel):
     status: OutcomeStatus
     reason: str | None = None
     debit_balance_after_minor: int | None = None
+    replay: bool = False
