@@ -20,7 +20,7 @@ from eos.kafka.admin import metadata
 from eos.kafka.clients import make_admin
 from eos.kafka.metadata import TopicCache
 from eos.kafka.partitioner import partition_for
-from eos.ledger.dedup import Decision, Dedup, fingerprint
+from eos.ledger.dedup import Decision, Dedup, request_fingerprint
 from eos.ledger.models import (
     CreditLeg,
     LedgerEntry,
@@ -77,7 +77,9 @@ class Ledger:
             req = req.model_copy(update={"payment_id": canonical})
         now_ms = int(time.time() * 1000)
         key = f"D:{req.payment_id}"  # an id that is no UUID: as spelt
-        digest = request_fingerprint(req)
+        digest = request_fingerprint(
+            req.debit_account, req.credit_account, req.amount_minor, req.currency, req.reference
+        )
         prior = self.dedup.decision(p, key, now_ms)
         if prior is not None:
             return self._retry(record, req, prior, digest)
@@ -325,14 +327,6 @@ class Ledger:
 def _header(record: InputRecord, name: str) -> str | None:
     value = record.headers.get(name)
     return None if value is None else value.decode("utf-8", "replace")
-
-
-def request_fingerprint(req: PaymentRequest) -> str:
-    """What makes a retry the same payment: every field but requested_at, which a client
-    may stamp anew when it retries."""
-    return fingerprint(
-        (req.debit_account, req.credit_account, req.amount_minor, req.currency, req.reference)
-    )
 
 
 def _now() -> datetime:

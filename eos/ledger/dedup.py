@@ -20,7 +20,7 @@ from typing import Any, NamedTuple
 
 from eos.engine.state import StateStore
 
-__all__ = ["Decision", "Dedup", "fingerprint"]
+__all__ = ["Decision", "Dedup", "fingerprint", "request_fingerprint"]
 
 PURGE_EVERY = 500  # remembered ids between scans for expired ones
 PURGE_AT_MOST = 1000  # expired ids deleted per scan: a scan stays a small part of a batch
@@ -41,6 +41,14 @@ def fingerprint(fields: Iterable[object]) -> str:
     id with other fields is what it must tell apart, not an adversary)."""
     text = "\x1f".join("" if f is None else str(f) for f in fields)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def request_fingerprint(
+    debit_account: str, credit_account: str, amount_minor: int, currency: str, reference: str | None
+) -> str:
+    """What makes a retry the same payment: every field of the request but its id and
+    requested_at, which a client may stamp anew when it retries."""
+    return fingerprint((debit_account, credit_account, amount_minor, currency, reference))
 
 
 def _seen_ms(value: Any) -> int:

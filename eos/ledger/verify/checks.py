@@ -11,6 +11,7 @@ from collections import Counter
 from collections.abc import Callable
 
 from eos.ledger.settings import LedgerSettings
+from eos.ledger.verify.checks_answers import check_conflicts, check_dedup_store, check_replies
 from eos.ledger.verify.checks_books import (
     check_chains,
     check_changelog,
@@ -19,6 +20,7 @@ from eos.ledger.verify.checks_books import (
     check_duplicate_entries,
     check_duplicate_legs,
     check_duplicate_rejections,
+    check_insufficient_funds,
     check_undecodable_outputs,
 )
 from eos.ledger.verify.checks_outcomes import (
@@ -44,6 +46,9 @@ Check = Callable[[Index, LedgerSettings, Report], None]
 CHECKS: tuple[Check, ...] = (
     check_outcomes,
     check_undecodable_inputs,
+    check_conflicts,
+    check_replies,
+    check_dedup_store,
     check_postings_complete,
     check_unknown_payments,
     check_unmatched_dead_letters,
@@ -56,6 +61,7 @@ CHECKS: tuple[Check, ...] = (
     check_entries_match_payments,
     check_chains,
     check_changelog,
+    check_insufficient_funds,
     check_debit_order,
     check_undecodable_outputs,
 )
@@ -88,6 +94,8 @@ def summarize(ix: Index, report: Report) -> None:
         "undecodable inputs": len(snap.undecodable_payments),
         "posted": sum(1 for p in ix.postings if p.debit is not None),
         "rejected": sum(1 for pid in ix.rejections if pid in ix.first),
+        "idempotency conflicts": sum(len(group) for group in ix.conflicts.values()),
+        "replies": sum(1 for r in snap.replies if r.payment_id in ix.first),
         "dead-lettered": ix.dead_payments,
         "credit legs": len(snap.legs),
         "entries": len(snap.entries),

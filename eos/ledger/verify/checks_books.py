@@ -19,6 +19,7 @@ from eos.ledger.verify.kinds import (
     SEQ_GAP,
     UNBALANCED_CURRENCY,
     UNDECODABLE_OUTPUT,
+    UNJUSTIFIED_REJECTION,
 )
 from eos.ledger.verify.report import Report
 from eos.ledger.verify.rows import Position, place
@@ -31,6 +32,7 @@ __all__ = [
     "check_duplicate_entries",
     "check_duplicate_legs",
     "check_duplicate_rejections",
+    "check_insufficient_funds",
     "check_undecodable_outputs",
 ]
 
@@ -111,7 +113,13 @@ def check_changelog(ix: Index, s: LedgerSettings, report: Report) -> None:
     balances = ix.snap.balances
     for (account, currency), (seq, balance) in ix.chain_ends.items():
         stored = balances.get(f"{account}|{currency}")
-        if stored is not None and stored != (balance, seq):
+        if stored is None:
+            report.add(
+                CHANGELOG_MISMATCH,
+                f"account {account} {currency}: entries end at balance {balance} "
+                f"(account_seq {seq}), {s.balances_changelog} has no balance",
+            )
+        elif stored != (balance, seq):
             report.add(
                 CHANGELOG_MISMATCH,
                 f"account {account} {currency}: entries end at balance {balance} "
@@ -125,6 +133,57 @@ def check_changelog(ix: Index, s: LedgerSettings, report: Report) -> None:
                 f"account {account} {currency}: {s.balances_changelog} has b={b} n={n} "
                 "but there are no entries",
             )
+
+
+def check_insufficient_funds(ix: Index, s: LedgerSettings, report: Report) -> None:
+    """An INSUFFICIENT_FUNDS rejection is borne out by the debit account's chain: between
+    the debits posted before and after it (input order), some balance the account had was
+    below the amount. An external account is never short of funds."""
+    short = [
+        (pid, ix.first[pid])
+        for pid, group in ix.rejections.items()
+        if group[0].reason == "INSUFFICIENT_FUNDS" and pid in ix.first
+    ]
+    if not short:
+        return
+    wanted = {(pay.debit_account, pay.currency) for _pid, pay in short}
+    chains: defaultdict[tuple[str, str], list[tuple[Position | None, int]]] = defaultdict(list)
+    for e in ix.snap.entries:
+        key = (e.account, e.currency)
+        if key in wanted:
+            # A debit's place in the input order; a credit's is unknown (None).
+            pay = ix.first.get(e.payment_id) if e.side == "DEBIT" else None
+            chains[key].append(
+                ((pay.partition, pay.offset) if pay else None, e.balance_after_minor)
+            )
+    for pid, pay in short:
+        name = f"payment {pid} ({place(s.payments_topic, pay.partition, pay.offset)})"
+        if pay.debit_account.startswith(s.external_prefix):
+            report.add(UNJUSTIFIED_REJECTION, f"{name}: external account {pay.debit_account}")
+            continue
+        held = _balances_around(
+            chains[(pay.debit_account, pay.currency)], (pay.partition, pay.offset)
+        )
+        if min(held) >= pay.amount_minor:
+            report.add(
+                UNJUSTIFIED_REJECTION,
+                f"{name}: rejected for {pay.amount_minor} {pay.currency} but "
+                f"{pay.debit_account} held at least {min(held)} at that point",
+            )
+
+
+def _balances_around(chain: list[tuple[Position | None, int]], at: Position) -> list[int]:
+    """The balances an account may have had when the input at `at` was decided: after its
+    last earlier debit (0 before any), and after each credit up to its next debit."""
+    held = [0]
+    for position, balance in chain:
+        if position is not None and position > at:
+            break
+        if position is not None:
+            held = [balance]
+        else:
+            held.append(balance)
+    return held
 
 
 def _debits_by_account(ix: Index) -> dict[str, list[tuple[Position, str]]]:

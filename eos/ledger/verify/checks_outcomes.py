@@ -36,25 +36,32 @@ __all__ = [
 
 
 def check_outcomes(ix: Index, s: LedgerSettings, report: Report) -> None:
-    """Each payment id is posted, rejected or dead-lettered: exactly one, and once."""
+    """Each payment id is posted, rejected or (every input of it) dead-lettered: exactly
+    one, and once; each dead-lettered input is in the DLQ once."""
     for pid, pay in ix.first.items():
         rejections, dead = ix.rejections.get(pid, []), ix.dead.get(pid, [])
+        # A dead letter without its input's position counts against the id itself.
+        unplaced = [d for d in dead if d.source not in ix.dead_inputs]
         kinds = []
         if pid in ix.debits or pid in ix.credits or pid in ix.legs:
             kinds.append("posted")
         if rejections:
             kinds.append(f"rejected ({rejections[0].reason})")
-        if dead:
+        if pid in ix.only_dead or unplaced:
             kinds.append(f"dead-lettered ({dead[0].reason})")
         if not kinds:
             where = place(s.payments_topic, pay.partition, pay.offset)
             report.add(
                 MISSING_OUTCOME, f"payment {pid} ({where}): no entry, rejection or dead letter"
             )
-        elif len(kinds) > 1 or len(dead) > 1:
+        elif len(kinds) > 1 or len(unplaced) > 1:
             where = place(s.payments_topic, pay.partition, pay.offset)
-            extra = f", dead-lettered {len(dead)} times" if len(dead) > 1 else ""
+            extra = f", dead-lettered {len(unplaced)} times" if len(unplaced) > 1 else ""
             report.add(MULTIPLE_OUTCOMES, f"payment {pid} ({where}): {' and '.join(kinds)}{extra}")
+    for position, group in ix.dead_inputs.items():
+        if len(group) > 1:
+            where = place(s.payments_topic, *position)
+            report.add(MULTIPLE_OUTCOMES, f"input {where} is in the DLQ {len(group)} times")
 
 
 def check_undecodable_inputs(ix: Index, s: LedgerSettings, report: Report) -> None:
@@ -100,13 +107,14 @@ def check_postings_complete(ix: Index, s: LedgerSettings, report: Report) -> Non
 
 def check_unknown_payments(ix: Index, s: LedgerSettings, report: Report) -> None:
     """Every entry, credit leg and rejection belongs to a payment in the inputs."""
-    for pid in sorted({*ix.debits, *ix.credits, *ix.legs, *ix.rejections} - set(ix.first)):
+    named = {*ix.debits, *ix.credits, *ix.legs, *ix.rejections, *ix.conflicts}
+    for pid in sorted(named - set(ix.first)):
         what = [
             name
             for name, group in (
                 ("entries", ix.debits.get(pid, []) + ix.credits.get(pid, [])),
                 ("credit legs", ix.legs.get(pid, [])),
-                ("rejections", ix.rejections.get(pid, [])),
+                ("rejections", ix.rejections.get(pid, []) + ix.conflicts.get(pid, [])),
             )
             if group
         ]

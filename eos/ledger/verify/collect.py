@@ -9,15 +9,19 @@ from __future__ import annotations
 import contextlib
 import json
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any, TypeVar
 
 import fastavro
 from confluent_kafka import Message
+from confluent_kafka.admin import AdminClient
 from confluent_kafka.schema_registry import SchemaRegistryClient
 
 from eos.engine import dlq as h
+from eos.kafka.admin import metadata
+from eos.kafka.clients import connection_config
 from eos.kafka.reader import Handler, read_topics
+from eos.ledger.app import CORRELATION_ID, REPLY_TO
 from eos.ledger.rules import canonical_payment_id
 from eos.ledger.settings import LedgerSettings
 from eos.ledger.verify.rows import (
@@ -27,6 +31,7 @@ from eos.ledger.verify.rows import (
     Payment,
     Position,
     Rejection,
+    Reply,
     Snapshot,
     place,
 )
@@ -34,7 +39,9 @@ from eos.serde.avro import read_payload
 from eos.serde.registry import schema_str
 from eos.serde.wire import DecodeError, WriterSchemas, split
 
-__all__ = ["Collector", "RecordDecoder", "snapshot"]
+__all__ = ["Collector", "RecordDecoder", "reply_topics", "snapshot"]
+
+_ASKING = (REPLY_TO, CORRELATION_ID)
 
 _T = TypeVar("_T")
 _Row = TypeVar("_Row", Payment, Entry, Rejection, Leg)
@@ -86,7 +93,13 @@ def _at(msg: Message) -> Position:
 class Collector:
     """Decodes records as they arrive (while librdkafka fetches more) into a Snapshot."""
 
-    def __init__(self, registry: SchemaRegistryClient, ledger: LedgerSettings, dlq: str):
+    def __init__(
+        self,
+        registry: SchemaRegistryClient,
+        ledger: LedgerSettings,
+        dlq: str,
+        reply_topics: Iterable[str] = (),
+    ):
         self.s = ledger
         self.dlq = dlq
         self.decode = RecordDecoder(registry).decode
@@ -95,7 +108,7 @@ class Collector:
         self.entries: dict[int, list[Entry]] = defaultdict(list)
         self.rejections: dict[int, list[Rejection]] = defaultdict(list)
         self.legs: dict[int, list[Leg]] = defaultdict(list)
-        self.snap = Snapshot(dlq_topic=dlq)
+        self.snap = Snapshot(dlq_topic=dlq, reply_topics=set(reply_topics), dedup={})
 
     def handlers(self) -> dict[str, Handler]:
         s = self.s
@@ -106,16 +119,80 @@ class Collector:
             s.credits_topic: self.leg,
             self.dlq: self.dead_letter,
             s.balances_changelog: self.balance,
+            s.dedup_changelog: self.remembered,
+            **{topic: self.reply for topic in self.snap.reply_topics},
         }
 
     def payment(self, msg: Message) -> None:
         self.snap.inputs += 1
         try:
-            pay = _canonical(self._row(Payment, msg))
+            v = self.decode(msg.value())
+            pay = Payment(
+                msg.partition() or 0,
+                msg.offset() or 0,
+                v["payment_id"],
+                v["debit_account"],
+                v["credit_account"],
+                v["amount_minor"],
+                v["currency"],
+                v.get("reference"),
+            )
         except (DecodeError, KeyError) as exc:
             self.snap.undecodable_payments[_at(msg)] = _why(exc)
             return
+        pay = _canonical(pay)
+        headers: Any = msg.headers()  # a list of (str, bytes | None) when consumed
+        if headers:  # only requests that ask for an answer carry these
+            found = {k: v for k, v in headers if k in _ASKING and isinstance(v, bytes)}
+            if found:
+                pay = pay._replace(
+                    reply_to=_text(found.get(_ASKING[0])),
+                    correlation_id=_text(found.get(_ASKING[1])),
+                )
         self.payments[pay.partition].append(pay)
+
+    def reply(self, msg: Message) -> None:
+        where = place(msg.topic() or "?", *_at(msg))
+        try:
+            v = self.decode(msg.value())
+            pid = v["payment_id"]
+            row = Reply(
+                *_at(msg),
+                msg.topic() or "?",
+                canonical_payment_id(pid) or pid,
+                v.get("correlation_id"),
+                v["status"],
+                v.get("reason"),
+                v.get("debit_balance_after_minor"),
+                bool(v.get("replay", False)),
+            )
+        except (DecodeError, KeyError) as exc:
+            self.snap.undecodable_outputs.append(f"{where}: {_why(exc)}")
+            return
+        self.snap.replies.append(row)
+
+    def remembered(self, msg: Message) -> None:
+        """A record of the dedup changelog: what the ledger remembers of an id."""
+        key = (msg.key() or b"").decode("utf-8", "replace")
+        dedup = self.snap.dedup
+        assert dedup is not None
+        value = msg.value()
+        if value is None:
+            dedup.pop(key, None)
+            self.snap.dedup_purged.add(key)
+            return
+        try:
+            state = json.loads(value)
+            dedup[key] = (
+                (str(state["f"]), state.get("s"), state.get("r"))
+                if isinstance(state, dict)
+                else None
+            )
+        except (ValueError, KeyError, TypeError) as exc:
+            where = place(self.s.dedup_changelog, *_at(msg))
+            self.snap.undecodable_outputs.append(
+                f"{where} key {key}: not a dedup record ({type(exc).__name__}: {exc})"
+            )
 
     def entry(self, msg: Message) -> None:
         self._collect(Entry, msg, self.s.entries_topic, self.entries)
@@ -184,6 +261,8 @@ class Collector:
     def finish(self, missing: list[str]) -> Snapshot:
         snap = self.snap
         snap.notes = [f"topic {t} does not exist (read as empty)" for t in missing]
+        if self.s.dedup_changelog in missing:
+            snap.dedup = None
         snap.payments = _in_order(self.payments)
         snap.entries = _in_order(self.entries)
         snap.rejections = _in_order(self.rejections)
@@ -200,6 +279,18 @@ def _canonical(row: _Row) -> _Row:
     return row._replace(payment_id=canonical)
 
 
+def _text(value: bytes | None) -> str | None:
+    return None if value is None else value.decode("utf-8", "replace")
+
+
+def reply_topics(config: Mapping[str, Any], ledger: LedgerSettings, dlq: str) -> list[str]:
+    """The topics replies may have gone to: named with the reply prefix, none of the
+    ledger's own."""
+    names = metadata(AdminClient(connection_config(config))).topics
+    own = ledger.own_topics() | {dlq}
+    return sorted(t for t in names if t.startswith(ledger.reply_topic_prefix) and t not in own)
+
+
 def _in_order(parts: dict[int, list[_T]]) -> list[_T]:
     return [item for p in sorted(parts) for item in parts[p]]
 
@@ -212,6 +303,6 @@ def snapshot(
     timeout: float = 120.0,
 ) -> Snapshot:
     """Read and decode every committed record of the ledger's topics."""
-    collector = Collector(registry, ledger, dlq_topic)
+    collector = Collector(registry, ledger, dlq_topic, reply_topics(config, ledger, dlq_topic))
     missing = read_topics(config, collector.handlers(), timeout)
     return collector.finish(missing)

@@ -1,8 +1,11 @@
 """The snapshot grouped once, so that each check is a short pass over what it needs.
 
-Only the first input record of a payment id counts (later ones are duplicates the ledger
-drops). Every group keeps (partition, offset) order, and holds at least one row: a payment
-id is a key of `debits` only if it has a debit entry.
+A dead letter is the outcome of one input record; posting or rejection is the outcome of
+a payment id. A dead-lettered input leaves no trace in the ledger's state, so the next
+input of its id (a replay from the DLQ, say) is decided afresh: a payment id's first
+input is its first one that was not dead-lettered, and later ones are retries the ledger
+answers from its dedup store. Every group keeps (partition, offset) order, and holds at
+least one row: a payment id is a key of `debits` only if it has a debit entry.
 """
 
 from __future__ import annotations
@@ -23,7 +26,9 @@ from eos.ledger.verify.rows import (
     Snapshot,
 )
 
-__all__ = ["Index", "Posting", "build_index"]
+__all__ = ["CONFLICT", "Index", "Posting", "build_index"]
+
+CONFLICT = "IDEMPOTENCY_CONFLICT"  # a refused reuse of an id: not the id's outcome
 
 _R = TypeVar("_R", Rejection, Leg)
 _K = TypeVar("_K")
@@ -46,16 +51,21 @@ class Index:
 
     snap: Snapshot
     first: dict[str, Payment] = field(default_factory=dict)  # payment id -> first input
-    duplicates: int = 0  # input records after the first of their payment id
+    only_dead: set[str] = field(default_factory=set)  # ids whose every input is dead-lettered
+    duplicates: int = 0  # inputs after the first of their payment id (not dead-lettered)
+    later: dict[str, list[Payment]] = field(default_factory=dict)  # those inputs, by id
+    asking: list[Payment] = field(default_factory=list)  # inputs with a reply-to, in order
     debits: dict[str, list[Entry]] = field(default_factory=dict)
     credits: dict[str, list[Entry]] = field(default_factory=dict)
     entries_by_id: dict[str, list[Entry]] = field(default_factory=dict)
-    rejections: dict[str, list[Rejection]] = field(default_factory=dict)
+    rejections: dict[str, list[Rejection]] = field(default_factory=dict)  # but conflicts
+    conflicts: dict[str, list[Rejection]] = field(default_factory=dict)  # IDEMPOTENCY_CONFLICT
     legs: dict[str, list[Leg]] = field(default_factory=dict)
     postings: list[Posting] = field(default_factory=list)  # in `first` order
     # Dead letters of inputs: each is the outcome of a payment id or of an undecodable input.
     dead_payments: int = 0
     dead: dict[str, list[DeadLetter]] = field(default_factory=dict)
+    dead_inputs: dict[Position, list[DeadLetter]] = field(default_factory=dict)
     dead_undecodable: dict[Position, list[DeadLetter]] = field(default_factory=dict)
     unmatched_dead: list[DeadLetter] = field(default_factory=list)
     # Dead letters of credit legs: they explain a debit without a credit.
@@ -67,28 +77,41 @@ class Index:
 def build_index(snap: Snapshot, ledger: LedgerSettings) -> Index:
     """Groups `snap` by payment id (entries also by entry id) and matches its dead letters."""
     ix = Index(snap)
-    at = _first_inputs(ix, snap.payments)
+    at = {(pay.partition, pay.offset): pay.payment_id for pay in snap.payments}
+    _match_dead_letters(ix, ledger, at)
+    _first_inputs(ix, snap.payments)
     _group_entries(ix, snap.entries)
-    ix.rejections = _by_payment(snap.rejections)
+    ix.rejections = _by_payment(r for r in snap.rejections if r.reason != CONFLICT)
+    ix.conflicts = _by_payment(r for r in snap.rejections if r.reason == CONFLICT)
     ix.legs = _by_payment(snap.legs)
     ix.postings = _postings(ix)
-    _match_dead_letters(ix, ledger, at)
     ix.chain_ends = {
         (e.account, e.currency): (e.account_seq, e.balance_after_minor) for e in snap.entries
     }
     return ix
 
 
-def _first_inputs(ix: Index, payments: list[Payment]) -> dict[Position, str]:
-    """Fills `first` and `duplicates`; returns the payment id at each input position."""
-    at: dict[Position, str] = {}
+def _first_inputs(ix: Index, payments: list[Payment]) -> None:
+    """Fills `first`, `only_dead`, `duplicates`, `later` and `asking`."""
+    dead_first: dict[str, Payment] = {}
+    later: defaultdict[str, list[Payment]] = defaultdict(list)
     for pay in payments:
-        at[(pay.partition, pay.offset)] = pay.payment_id
-        if pay.payment_id in ix.first:
+        pid = pay.payment_id
+        if (pay.partition, pay.offset) in ix.dead_inputs:
+            dead_first.setdefault(pid, pay)
+            continue
+        if pay.reply_to is not None:
+            ix.asking.append(pay)
+        if pid in ix.first:
             ix.duplicates += 1
+            later[pid].append(pay)
         else:
-            ix.first[pay.payment_id] = pay
-    return at
+            ix.first[pid] = pay
+    for pid, pay in dead_first.items():
+        if pid not in ix.first:
+            ix.first[pid] = pay
+            ix.only_dead.add(pid)
+    ix.later = _no_default(later)
 
 
 def _group_entries(ix: Index, entries: list[Entry]) -> None:
@@ -139,10 +162,12 @@ def _match_dead_letters(ix: Index, s: LedgerSettings, at: dict[Position, str]) -
     payment id's record), else by the payment id in its value; a credit-leg one by the
     leg at its source position, else by its payment id."""
     dead: defaultdict[str, list[DeadLetter]] = defaultdict(list)
+    dead_inputs: defaultdict[Position, list[DeadLetter]] = defaultdict(list)
     dead_undecodable: defaultdict[Position, list[DeadLetter]] = defaultdict(list)
     dead_legs: defaultdict[str, list[DeadLetter]] = defaultdict(list)
     leg_at = {(leg.partition, leg.offset): leg.payment_id for leg in ix.snap.legs}
     undecodable = ix.snap.undecodable_payments
+    ids = set(at.values())
     for d in ix.snap.dead_letters:
         if d.source_topic == s.payments_topic:
             ix.dead_payments += 1
@@ -150,7 +175,8 @@ def _match_dead_letters(ix: Index, s: LedgerSettings, at: dict[Position, str]) -
                 dead_undecodable[d.source].append(d)
             elif d.source is not None and d.source in at:
                 dead[at[d.source]].append(d)
-            elif d.payment_id is not None and d.payment_id in ix.first:
+                dead_inputs[d.source].append(d)
+            elif d.payment_id is not None and d.payment_id in ids:
                 dead[d.payment_id].append(d)
             else:
                 ix.unmatched_dead.append(d)
@@ -160,4 +186,5 @@ def _match_dead_letters(ix: Index, s: LedgerSettings, at: dict[Position, str]) -
             if pid is not None:
                 dead_legs[pid].append(d)
     ix.dead, ix.dead_undecodable = _no_default(dead), _no_default(dead_undecodable)
+    ix.dead_inputs = _no_default(dead_inputs)
     ix.dead_legs = _no_default(dead_legs)

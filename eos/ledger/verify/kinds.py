@@ -23,10 +23,19 @@ CHANGELOG_MISMATCH = "balance differs from changelog"
 NEGATIVE_BALANCE = "negative balance"
 DEBIT_ORDER = "debits out of input order"
 UNDECODABLE_OUTPUT = "undecodable output"
+CONFLICT_MISMATCH = "idempotency conflicts differ from the inputs"
+REPLY_COUNT = "reply missing or repeated"
+REPLY_MISMATCH = "reply differs from the outcome"
+DEDUP_MISMATCH = "dedup store differs from the outcome"
+UNJUSTIFIED_REJECTION = "insufficient funds not borne out"
 
 KINDS = (
     MISSING_OUTCOME,
     MULTIPLE_OUTCOMES,
+    CONFLICT_MISMATCH,
+    REPLY_COUNT,
+    REPLY_MISMATCH,
+    DEDUP_MISMATCH,
     DEBIT_WITHOUT_CREDIT,
     LEG_WITHOUT_CREDIT_ENTRY,
     CREDIT_WITHOUT_LEG,
@@ -44,6 +53,7 @@ KINDS = (
     BALANCE_CHAIN,
     CHANGELOG_MISMATCH,
     NEGATIVE_BALANCE,
+    UNJUSTIFIED_REJECTION,
     DEBIT_ORDER,
     UNDECODABLE_OUTPUT,
 )

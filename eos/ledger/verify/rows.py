@@ -16,6 +16,8 @@ __all__ = [
     "Payment",
     "Position",
     "Rejection",
+    "Remembered",
+    "Reply",
     "Snapshot",
     "place",
 ]
@@ -31,6 +33,19 @@ class Payment(NamedTuple):
     credit_account: str
     amount_minor: int
     currency: str
+    reference: str | None = None
+    reply_to: str | None = None  # the reply-to and correlation-id headers
+    correlation_id: str | None = None
+
+    def fields(self) -> tuple[str, str, int, str, str | None]:
+        """What tells one payment from another under the same id (see ledger.dedup)."""
+        return (
+            self.debit_account,
+            self.credit_account,
+            self.amount_minor,
+            self.currency,
+            self.reference,
+        )
 
 
 class Entry(NamedTuple):
@@ -64,6 +79,23 @@ class Leg(NamedTuple):
     currency: str
 
 
+class Reply(NamedTuple):
+    partition: int
+    offset: int
+    topic: str
+    payment_id: str
+    correlation_id: str | None
+    status: str
+    reason: str | None
+    debit_balance_after_minor: int | None
+    replay: bool
+
+
+# A debit's decision in the dedup store: (fingerprint, status, reason); None when the
+# store kept only when the id was seen (credit legs, and debits before outcomes were kept).
+Remembered = tuple[str, str | None, str | None] | None
+
+
 class DeadLetter(NamedTuple):
     partition: int
     offset: int
@@ -84,6 +116,11 @@ class Snapshot:
     legs: list[Leg] = field(default_factory=list)
     dead_letters: list[DeadLetter] = field(default_factory=list)
     balances: dict[str, tuple[int, int]] = field(default_factory=dict)  # key -> (b, n)
+    replies: list[Reply] = field(default_factory=list)
+    reply_topics: set[str] = field(default_factory=set)  # read, so they exist
+    # The dedup changelog, "D:<id>"/"C:<id>" -> what it holds; None when it was not read.
+    dedup: dict[str, Remembered] | None = None
+    dedup_purged: set[str] = field(default_factory=set)  # keys deleted (expired)
     undecodable_outputs: list[str] = field(default_factory=list)
     inputs: int = 0
     dlq_topic: str = "eos.dlq"

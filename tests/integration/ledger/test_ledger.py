@@ -4,6 +4,8 @@ reason, duplicates, reply-to outcomes, and schema evolution."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -17,6 +19,7 @@ from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
 
 from eos.config import EngineSettings
 from eos.engine.app import build_processor
+from eos.kafka.partitioner import partition_for
 from eos.ledger.app import build
 from eos.ledger.models import PaymentRequest
 from eos.ledger.settings import LedgerSettings
@@ -64,15 +67,23 @@ class Books:
         )
         return req.payment_id
 
-    def send(self, key: str, value: bytes, headers: list[tuple[str, bytes]] | None = None) -> None:
+    def send(
+        self,
+        key: str,
+        value: bytes,
+        headers: list[tuple[str, bytes]] | None = None,
+        partition: int | None = None,
+    ) -> None:
         producer = Producer(
             {"bootstrap.servers": self.cluster.bootstrap_servers, "partitioner": "murmur2_random"}
         )
+        where: dict[str, Any] = {} if partition is None else {"partition": partition}
         producer.produce(
             self.ledger.payments_topic,
             key=key.encode(),
             value=value,
             headers=cast(Any, headers or []),
+            **where,
         )
         assert producer.flush(30) == 0
 
@@ -172,6 +183,7 @@ def test_funding_currencies_rejections_duplicates_and_replies(books: Books) -> N
             "status": "POSTED",
             "reason": None,
             "debit_balance_after_minor": 300,
+            "replay": False,
         }
     ]
 
@@ -292,3 +304,100 @@ def test_a_record_framed_with_another_subjects_schema_is_dead_lettered(books: Bo
     entries = books.read(books.ledger.entries_topic, "ledger/ledger_entry")
     assert not [e for e in entries if e["payment_id"] == payload["payment_id"]]
     assert schema_id > 0
+
+
+def _asking(correlation: str, books: Books) -> list[tuple[str, bytes]]:
+    return [("reply-to", books.reply_topic.encode()), ("correlation-id", correlation.encode())]
+
+
+def test_a_retry_is_answered_again_and_a_reuse_with_other_fields_is_refused(
+    books: Books,
+) -> None:
+    books.pay("ext:bank", "erin", 1000)
+    books.process()
+    pid = books.pay("erin", "frank", 100, headers=_asking("c-1", books))
+    books.pay("erin", "frank", 100, payment_id=pid, headers=_asking("c-2", books))
+    books.pay("erin", "frank", 101, payment_id=pid, headers=_asking("c-3", books))
+    poor = books.pay("erin", "frank", 10**6, headers=_asking("c-4", books))
+    books.process()
+    books.pay("ext:bank", "erin", 10**7)
+    books.process()
+    books.pay("erin", "frank", 10**6, payment_id=poor, headers=_asking("c-5", books))
+    books.process()
+
+    replies = {
+        r["correlation_id"]: (r["payment_id"], r["status"], r["reason"], r["replay"])
+        for r in books.read(books.reply_topic, "ledger/payment_outcome")
+    }
+    assert replies == {
+        "c-1": (pid, "POSTED", None, False),
+        "c-2": (pid, "POSTED", None, True),
+        "c-3": (pid, "REJECTED", "IDEMPOTENCY_CONFLICT", False),
+        "c-4": (poor, "REJECTED", "INSUFFICIENT_FUNDS", False),
+        "c-5": (poor, "REJECTED", "INSUFFICIENT_FUNDS", True),  # the decision stands
+    }
+    entries = books.read(books.ledger.entries_topic, "ledger/ledger_entry")
+    assert sorted(e["delta_minor"] for e in entries if e["payment_id"] == pid) == [-100, 100]
+    assert not [e for e in entries if e["payment_id"] == poor]
+    report = books.verify()
+    assert report.ok, report.render()
+    assert report.summary["idempotency conflicts"] == 1
+    assert report.summary["replies"] == 5
+
+
+def test_the_books_verify_after_a_dead_letter_is_replayed(books: Books) -> None:
+    books.pay("ext:bank", "gina", 1000)
+    books.process()
+    req = PaymentRequest(
+        payment_id=str(uuid.uuid4()),
+        debit_account="gina",
+        credit_account="hal",
+        amount_minor=250,
+        currency="EUR",
+        requested_at=datetime.now(UTC),
+    )
+    value = AvroEncoder(
+        books.registry(), books.ledger.payments_topic, contract("ledger/payment_request")
+    ).encode(req)
+    right = partition_for(b"gina", 3)
+    books.send("gina", value, partition=(right + 1) % 3)  # a producer with another partitioner
+    books.process()
+    assert not books.verify().posted - 1  # only the funding: the stray one is dead-lettered
+
+    replay = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "eos",
+            "dlq",
+            "replay",
+            "--bootstrap-servers",
+            books.cluster.bootstrap_servers,
+            "--schema-registry-url",
+            books.cluster.schema_registry_url,
+            "--group-id",
+            books.engine.group_id,
+            "--dlq-topic",
+            books.engine.dlq_topic,
+            "--transactional-id-prefix",
+            books.engine.group_id,
+            "--instance-id",
+            "replayer",
+            "--batch-max-ms",
+            "50",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert replay.returncode == 0, replay.stderr[-2000:]
+    books.process()  # the replayed record, now on its key's partition, is posted
+
+    entries = books.read(books.ledger.entries_topic, "ledger/ledger_entry")
+    assert sorted(e["delta_minor"] for e in entries if e["payment_id"] == req.payment_id) == [
+        -250,
+        250,
+    ]
+    report = books.verify()
+    assert report.ok, report.render()
+    assert (report.posted, report.dead_lettered) == (2, 1)

@@ -295,6 +295,8 @@ def test_consistent_books_pass(books: Books, capsys: pytest.CaptureFixture[str])
         "undecodable inputs": 1,
         "posted": 3,
         "rejected": 1,
+        "idempotency conflicts": 0,
+        "replies": 0,
         "dead-lettered": 1,
         "credit legs": 3,
         "entries": 6,
