@@ -187,11 +187,21 @@ def read_payload(payload: io.BytesIO, writer: Any, reader: Any = None) -> Any:
     try:
         value = fastavro.schemaless_reader(payload, writer, reader)
     except Exception as exc:  # fastavro raises EOFError, ValueError, IndexError, ...
-        raise DecodeError("MALFORMED_AVRO", f"{type(exc).__name__}: {exc}") from exc
+        raise DecodeError("MALFORMED_AVRO", f"{type(exc).__name__}: {_capped(str(exc))}") from exc
     extra = trailing(payload)
     if extra:
         raise DecodeError("MALFORMED_AVRO", f"{extra} trailing bytes after the record")
     return value
+
+
+MESSAGE_MAX = 300  # a schema mismatch names both whole schemas: enough to tell which
+
+
+def _capped(text: str) -> str:
+    """`text`, cut to MESSAGE_MAX characters: it travels in DLQ headers and log lines."""
+    if len(text) <= MESSAGE_MAX:
+        return text
+    return f"{text[:MESSAGE_MAX]}... ({len(text)} characters)"
 
 
 def _same_schema(a: Any, b: Any) -> bool:
