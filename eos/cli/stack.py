@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -9,12 +10,15 @@ import click
 
 from eos.cli.common import CONTEXT_SETTINGS, SuggestingGroup, exit_with, fail
 from eos.stack.artifacts import ToolMissing
+from eos.stack.kafka import SaslPlain
 from eos.stack.layout import StackLayout
 from eos.stack.stack import Stack, StackError, StackSpec
 
 __all__ = ["stack"]
 
 _PATH = click.Path(file_okay=False, path_type=Path)
+# From the environment only: a password on the command line shows in `ps` and the history.
+SASL_PASSWORD_ENV = "EOS_STACK_SASL_PASSWORD"
 
 
 @click.group("stack", cls=SuggestingGroup, context_settings=CONTEXT_SETTINGS)
@@ -48,6 +52,14 @@ def stack(ctx: click.Context, home: Path | None, run_dir: Path | None) -> None:
 @click.option("--registry-port", type=int, default=8081, show_default=True)
 @click.option("--no-registry", is_flag=True, help="Start Kafka only.")
 @click.option(
+    "--sasl-port",
+    type=int,
+    default=None,
+    help="Also listen with SASL_PLAINTEXT (mechanism PLAIN) on this port (node i: port+i-1), "
+    f"admitting --sasl-user with the password in ${SASL_PASSWORD_ENV}.",
+)
+@click.option("--sasl-user", default="eos", show_default=True, help="The SASL listener's user.")
+@click.option(
     "--timeout", type=float, default=180.0, show_default=True, help="Seconds to wait for readiness."
 )
 @click.pass_obj
@@ -57,11 +69,24 @@ def up(
     kafka_port: int,
     registry_port: int,
     no_registry: bool,
+    sasl_port: int | None,
+    sasl_user: str,
     timeout: float,
 ) -> None:
     """Start the stack and wait until it answers."""
-    spec = StackSpec(int(brokers), kafka_port, registry_port, not no_registry)
+    sasl = _sasl(sasl_port, sasl_user) if sasl_port is not None else None
+    spec = StackSpec(int(brokers), kafka_port, registry_port, not no_registry, sasl)
     _act("up", lambda: Stack(layout).up(spec, timeout=timeout))
+
+
+def _sasl(port: int, user: str) -> SaslPlain:
+    password = os.environ.get(SASL_PASSWORD_ENV, "")
+    if not password:
+        fail(f"eos stack up: --sasl-port needs the user's password in ${SASL_PASSWORD_ENV}", 2)
+    try:
+        return SaslPlain(port, user, password)
+    except ValueError as exc:
+        fail(f"eos stack up: {exc}", 2)
 
 
 @stack.command("down", context_settings=CONTEXT_SETTINGS)
@@ -109,6 +134,8 @@ def _print_status(stack: Stack) -> int:
         print(f"{row.name:<10} 127.0.0.1:{row.port:<6} {state}")
     if all(r.answering for r in rows):
         print(f"bootstrap servers: {stack.spec.bootstrap_servers}")
+        if stack.spec.sasl:
+            print(f"SASL_PLAINTEXT:    {stack.spec.sasl_bootstrap_servers}")
         if stack.spec.registry_url:
             print(f"schema registry:   {stack.spec.registry_url}")
         return 0

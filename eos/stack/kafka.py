@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import base64
+import os
+import re
 import subprocess
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from eos.stack.artifacts import Artifacts
@@ -27,11 +29,40 @@ logger.statechange.level = warn
 """
 
 
+PLAIN_LOGIN = "org.apache.kafka.common.security.plain.PlainLoginModule"
+_USER = re.compile(r"[A-Za-z0-9._-]+")
+_PASSWORD = re.compile(r"[ !#-\[\]-~]+")  # printable ASCII but " and \
+
+
+@dataclass(frozen=True)
+class SaslPlain:
+    """An extra SASL_PLAINTEXT listener (mechanism PLAIN) that admits one user, beside
+    the PLAINTEXT one everything else uses. Node i listens on `port` + i - 1."""
+
+    port: int
+    user: str
+    password: str = field(repr=False)
+
+    def __post_init__(self) -> None:
+        # Both go unescaped into a quoted JAAS option in a properties file, which Java
+        # reads as ISO-8859-1 with backslash escapes.
+        if not _USER.fullmatch(self.user):
+            raise ValueError(f"SASL user {self.user!r}: use letters, digits, '.', '_' or '-' only")
+        if not _PASSWORD.fullmatch(self.password):
+            raise ValueError(
+                "the SASL password must be printable ASCII without quotes or backslashes"
+            )
+
+    def jaas_config(self) -> str:
+        return f'{PLAIN_LOGIN} required user_{self.user}="{self.password}";'
+
+
 @dataclass(frozen=True)
 class KafkaNode:
     node_id: int
     cluster_size: int
     base_port: int
+    sasl: SaslPlain | None = None
 
     @property
     def name(self) -> str:
@@ -44,6 +75,13 @@ class KafkaNode:
     @property
     def controller_port(self) -> int:
         return self.port + 1
+
+    @property
+    def sasl_port(self) -> int | None:
+        return self.sasl.port + self.node_id - 1 if self.sasl else None
+
+    def ports(self) -> tuple[int, ...]:
+        return (self.port, self.controller_port, *([self.sasl_port] if self.sasl_port else []))
 
     def voters(self) -> str:
         peers = [
@@ -65,6 +103,7 @@ class KafkaNode:
             "controller.listener.names": "CONTROLLER",
             "inter.broker.listener.name": "PLAINTEXT",
             "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+            **self._sasl_properties(),
             "log.dirs": str(data_dir),
             # Internal topics must fit the cluster, or transactions and groups hang.
             "offsets.topic.replication.factor": rf,
@@ -86,12 +125,28 @@ class KafkaNode:
             "background.threads": "4",
         }
 
+    def _sasl_properties(self) -> dict[str, str]:
+        """The SASL listener's settings, overriding the PLAINTEXT-only ones above; inter-
+        broker and controller traffic stays on PLAINTEXT, so no broker needs a login."""
+        if self.sasl is None:
+            return {}
+        sasl = f"SASL_PLAINTEXT://127.0.0.1:{self.sasl_port}"
+        return {
+            "listeners": f"PLAINTEXT://127.0.0.1:{self.port},"
+            f"CONTROLLER://127.0.0.1:{self.controller_port},{sasl}",
+            "advertised.listeners": f"PLAINTEXT://127.0.0.1:{self.port},{sasl}",
+            "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,"
+            "SASL_PLAINTEXT:SASL_PLAINTEXT",
+            "sasl.enabled.mechanisms": "PLAIN",
+            "listener.name.sasl_plaintext.plain.sasl.jaas.config": self.sasl.jaas_config(),
+        }
+
     def write_config(self, layout: StackLayout) -> Path:
         data = layout.data_dir(self.name)
         data.mkdir(parents=True, exist_ok=True)
         config = layout.run / "config" / f"{self.name}.properties"
         config.parent.mkdir(parents=True, exist_ok=True)
-        config.write_text("".join(f"{k}={v}\n" for k, v in self.properties(data).items()))
+        write_private(config, "".join(f"{k}={v}\n" for k, v in self.properties(data).items()))
         log4j = layout.run / "config" / "log4j2.properties"
         log4j.write_text(LOG4J2_PROPERTIES)
         return config
@@ -142,6 +197,14 @@ def java_base(layout: StackLayout, artifacts: Artifacts, heap: str) -> list[str]
         "-cp",
         artifacts.kafka_classpath,
     ]
+
+
+def write_private(path: Path, text: str) -> None:
+    """Write `text` readable by this user only: it may hold the SASL user's password."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as out:
+        out.write(text)
+    os.chmod(path, 0o600)  # a file from before keeps its mode through O_CREAT
 
 
 def random_cluster_id() -> str:

@@ -7,13 +7,14 @@ import shutil
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
+from typing import Any
 
 from confluent_kafka.admin import AdminClient
 
 from eos.stack import artifacts as artifacts_mod
-from eos.stack.kafka import KafkaNode, random_cluster_id
+from eos.stack.kafka import KafkaNode, SaslPlain, random_cluster_id, write_private
 from eos.stack.layout import StackLayout
 from eos.stack.processes import ManagedProcess, port_open
 from eos.stack.registry import RegistryNode
@@ -29,13 +30,33 @@ class StackSpec:
     kafka_port: int = 9092
     registry_port: int = 8081
     registry: bool = True
+    sasl: SaslPlain | None = None  # an extra SASL_PLAINTEXT listener; off by default
+
+    @classmethod
+    def from_saved(cls, saved: dict[str, Any]) -> StackSpec:
+        """The spec `up` saved; a field missing there (saved by an older version) keeps
+        its default."""
+        given = {f.name: saved[f.name] for f in fields(cls) if f.name in saved}
+        if isinstance(given.get("sasl"), dict):
+            given["sasl"] = SaslPlain(**given["sasl"])
+        return cls(**given)
 
     def nodes(self) -> list[KafkaNode]:
-        return [KafkaNode(i, self.brokers, self.kafka_port) for i in range(1, self.brokers + 1)]
+        return [
+            KafkaNode(i, self.brokers, self.kafka_port, self.sasl)
+            for i in range(1, self.brokers + 1)
+        ]
 
     @property
     def bootstrap_servers(self) -> str:
         return ",".join(f"127.0.0.1:{n.port}" for n in self.nodes())
+
+    @property
+    def sasl_bootstrap_servers(self) -> str | None:
+        """The SASL_PLAINTEXT listeners' addresses, when the stack has them."""
+        if self.sasl is None:
+            return None
+        return ",".join(f"127.0.0.1:{n.sasl_port}" for n in self.nodes())
 
     @property
     def registry_url(self) -> str | None:
@@ -65,19 +86,15 @@ class Stack:
         self.layout = layout or StackLayout.create()
         self.say = say
         saved = self._saved()
-        self.spec = (
-            StackSpec(**{k: saved[k] for k in asdict(StackSpec())})  # type: ignore[arg-type]
-            if saved
-            else StackSpec()
-        )
+        self.spec = StackSpec.from_saved(saved) if saved else StackSpec()
 
     @property
     def _spec_file(self) -> Path:
         return self.layout.run / "stack.json"
 
-    def _saved(self) -> dict[str, object] | None:
+    def _saved(self) -> dict[str, Any] | None:
         try:
-            saved: dict[str, object] = json.loads(self._spec_file.read_text())
+            saved: dict[str, Any] = json.loads(self._spec_file.read_text())
             return saved
         except (FileNotFoundError, ValueError):
             return None
@@ -114,14 +131,14 @@ class Stack:
         self.layout.ensure()
         artifacts = artifacts_mod.resolve(self.layout)
         cluster_id = str(saved["cluster_id"]) if saved else random_cluster_id()
-        self._spec_file.write_text(json.dumps({**asdict(requested), "cluster_id": cluster_id}))
+        write_private(self._spec_file, json.dumps({**asdict(requested), "cluster_id": cluster_id}))
 
         # Claim every port before starting anything: a port in use then fails `up`
         # without leaving part of the stack running.
         to_start = [
             node
             for node in requested.nodes()
-            if self._claim(self._process(node.name), node.port, node.controller_port)
+            if self._claim(self._process(node.name), *node.ports())
         ]
         reg = RegistryNode(requested.registry_port)
         start_registry = requested.registry and self._claim(self._process(reg.name), reg.port)
@@ -140,6 +157,11 @@ class Stack:
         self._wait_ready(time.monotonic() + timeout)
         self.say(f"stack ready in {time.monotonic() - started:.1f}s")
         self.say(f"  bootstrap servers: {requested.bootstrap_servers}")
+        if requested.sasl:
+            self.say(
+                f"  SASL_PLAINTEXT (PLAIN, user {requested.sasl.user}): "
+                f"{requested.sasl_bootstrap_servers}"
+            )
         if requested.registry_url:
             self.say(f"  schema registry (Confluent-compatible): {requested.registry_url}")
             self.say(f"  registry data in {reg.data_dir(self.layout)}")
@@ -157,7 +179,7 @@ class Stack:
             raise StackError(
                 f"port {busy[0]} on 127.0.0.1 is in use by a process this stack did not start, "
                 f"so {proc.name} cannot listen there. Stop that process, or start the stack "
-                "on other ports (--kafka-port / --registry-port)."
+                "on other ports (--kafka-port / --registry-port / --sasl-port)."
             )
         return True
 
