@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import logging
+
 import click
 from confluent_kafka import KafkaException
 
 from eos.cli.common import CONTEXT_SETTINGS, SuggestingGroup, exit_with, fail
+from eos.cli.progress import ReadProgressLine
 from eos.cli.settings import CONNECTION, engine_options, engine_settings, ledger_settings
+from eos.engine.redact import Redactor
 from eos.errors import ConfigurationError, EosError
+from eos.kafka.clients import make_registry
+from eos.kafka.errors import kafka_error
+from eos.kafka.reader import Refused, reader_config
 from eos.ledger.generator import LoadSpec, produce_payments
 from eos.ledger.setup import setup
 
@@ -101,20 +108,47 @@ def verify() -> None:
     """Check the outputs' invariants."""
 
 
+SECURITY_HINT = (
+    "check EOS_SECURITY_PROTOCOL, EOS_SASL_MECHANISM, EOS_SASL_USERNAME, EOS_SASL_PASSWORD "
+    "and EOS_SSL_*"
+)
+
+
 @verify.command("ledger", context_settings=CONTEXT_SETTINGS)
 @engine_options(*CONNECTION, "dlq_topic")
-def verify_ledger(**given: str | None) -> None:
+@click.option("--json", "as_json", is_flag=True, help="Print the report as one JSON document.")
+def verify_ledger(as_json: bool, **given: str | None) -> None:
     """Verify the ledger: exit 0 when every invariant holds, 1 on a violation, 2 when the
-    topics cannot be read to their end (an open transaction, an unreachable cluster)."""
+    topics cannot be read to their end (an open transaction, an unreachable cluster,
+    refused credentials).
+
+    Connects as the processor does: its security settings (EOS_SECURITY_PROTOCOL,
+    EOS_SASL_*, EOS_SSL_*), client overrides and registry credentials apply."""
     from eos.ledger.verify import verify as verify_books
 
     engine = engine_settings(given)
     books = ledger_settings()
+    redact = Redactor(engine.secrets())
+    # librdkafka's own lines repeat, many times over, what the one-line error below says.
+    logging.getLogger("eos.kafka.reader").setLevel(logging.CRITICAL)
     try:
         report = verify_books(
-            engine.bootstrap_servers, engine.schema_registry_url, books, engine.dlq_topic
+            engine.bootstrap_servers,
+            engine.schema_registry_url,
+            books,
+            engine.dlq_topic,
+            client_config=reader_config(engine),
+            registry=make_registry(engine),
+            progress=ReadProgressLine(),
         )
-    except (TimeoutError, RuntimeError, KafkaException) as exc:
-        fail(f"verification could not complete: {exc}", 2)
-    print(report.render())
+    except Refused as exc:
+        fail(redact(f"verification could not complete: {_one_line(exc)}; {SECURITY_HINT}"), 2)
+    except (TimeoutError, RuntimeError, KafkaException, EosError) as exc:
+        fail(redact(f"verification could not complete: {_one_line(exc)}"), 2)
+    print(report.to_json() if as_json else report.render())
     exit_with(0 if report.ok else 1)
+
+
+def _one_line(exc: Exception) -> str:
+    text = kafka_error(exc).str() if isinstance(exc, KafkaException) else str(exc)
+    return " ".join(text.split())

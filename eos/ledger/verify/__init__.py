@@ -23,6 +23,7 @@ from typing import Any
 
 from confluent_kafka.schema_registry import SchemaRegistryClient
 
+from eos.kafka.reader import ProgressCallback, admitted
 from eos.ledger.settings import LedgerSettings
 from eos.ledger.verify.checks import analyze
 from eos.ledger.verify.collect import snapshot
@@ -122,20 +123,31 @@ def verify(
     registry: SchemaRegistryClient | None = None,
     timeout: float = 120.0,
     examples: int = EXAMPLES,
+    progress: ProgressCallback | None = None,
 ) -> Report:
     """Read the ledger's topics (read_committed, to their end) and check every invariant.
 
-    `client_config` adds librdkafka settings (security) to the consumer's.
+    `client_config` adds librdkafka settings (security) to the consumer's and `registry`
+    replaces a plain client of `schema_registry_url`; to connect as the processor does,
+    pass `reader_config(settings)` (eos.kafka.reader) and `make_registry(settings)`
+    (eos.kafka.clients). `progress` is called while the topics are read.
+
+    Raises Refused (a RuntimeError) when the cluster refuses the client's credentials,
+    TimeoutError when a topic cannot be read to its end within `timeout`.
     """
     started = time.monotonic()
     ledger = ledger or LedgerSettings()
     config = {"bootstrap.servers": bootstrap_servers, **(client_config or {})}
-    registry = registry or SchemaRegistryClient({"url": schema_registry_url})
+    # A bounded wait per request, as the processor's client has: a hung registry fails.
+    registry = registry or SchemaRegistryClient({"url": schema_registry_url, "timeout": 10})
+    # Refused credentials fail here at once, with the broker's reason; the snapshot's
+    # admin clients would only wait out their timeouts and report a transport failure.
+    admitted(config, timeout)
     # Millions of small tuples and no cycles: the cyclic collector would only slow us down.
     collecting = gc.isenabled()
     gc.disable()
     try:
-        snap = snapshot(config, registry, ledger, dlq_topic, timeout)
+        snap = snapshot(config, registry, ledger, dlq_topic, timeout, progress)
         report = analyze(snap, ledger, examples)
     finally:
         if collecting:

@@ -20,7 +20,7 @@ from confluent_kafka.schema_registry import SchemaRegistryClient
 from eos.engine import dlq as h
 from eos.kafka.admin import metadata
 from eos.kafka.clients import connection_config
-from eos.kafka.reader import Handler, read_topics
+from eos.kafka.reader import Handler, ProgressCallback, read_topics
 from eos.ledger.app import CORRELATION_ID, REPLY_TO
 from eos.ledger.rules import canonical_payment_id
 from eos.ledger.settings import LedgerSettings
@@ -301,8 +301,10 @@ def snapshot(
     ledger: LedgerSettings,
     dlq_topic: str,
     timeout: float = 120.0,
+    progress: ProgressCallback | None = None,
 ) -> Snapshot:
-    """Read and decode every committed record of the ledger's topics."""
+    """Read and decode every committed record of the ledger's topics; `progress` is told
+    how the read goes."""
     collector = Collector(registry, ledger, dlq_topic, reply_topics(config, ledger, dlq_topic))
-    missing = read_topics(config, collector.handlers(), timeout)
+    missing = read_topics(config, collector.handlers(), timeout, progress=progress)
     return collector.finish(missing)

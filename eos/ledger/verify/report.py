@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import json
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from eos.ledger.verify.kinds import KINDS
 
@@ -86,6 +87,23 @@ class Report:
             if len(messages) > self.examples:
                 lines.append(f"    ... and {len(messages) - self.examples} more")
         return "\n".join(lines)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The report as plain data: the summary, rejections by reason, every violation's
+        message by kind (not only the first `examples`), the notes, and the verdict."""
+        return {
+            "passed": self.ok,
+            "summary": dict(self.summary),
+            "rejected_by_reason": dict(sorted(self.rejected_by_reason.items())),
+            "violation_count": self.violation_count,
+            "violations": {kind: list(self.named[kind]) for kind in self.kinds()},
+            "notes": list(self.notes),
+            "seconds": round(self.seconds, 3),
+        }
+
+    def to_json(self) -> str:
+        """`to_dict()` as one JSON document."""
+        return json.dumps(self.to_dict(), indent=2, ensure_ascii=False)
 
     def _summary_lines(self) -> list[str]:
         lines = []
