@@ -11,6 +11,7 @@ import click
 from eos.cli.bench import bench, chaos, demo
 from eos.cli.common import CONTEXT_SETTINGS, SuggestingGroup
 from eos.cli.ledger import ledger, produce, verify
+from eos.cli.pay import pay_command
 from eos.cli.run import dlq, run
 from eos.cli.schemas import schemas
 from eos.cli.stack import stack
@@ -25,6 +26,7 @@ def cli() -> None:
 
 for _command in (stack, run, dlq, ledger, produce, verify, schemas, bench, demo, chaos):
     cli.add_command(_command)
+cli.add_command(pay_command)
 
 
 def main(argv: list[str] | None = None) -> int:

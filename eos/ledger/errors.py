@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from eos.errors import ConfigurationError, EosError
 
-__all__ = ["TopicsNotCoPartitioned", "UndeliveredRecords"]
+__all__ = ["OutcomeUnknown", "TopicsNotCoPartitioned", "UndeliveredRecords"]
 
 
 class TopicsNotCoPartitioned(ConfigurationError):
@@ -13,3 +13,17 @@ class TopicsNotCoPartitioned(ConfigurationError):
 
 class UndeliveredRecords(EosError):
     """The load generator could not deliver every record it produced."""
+
+
+class OutcomeUnknown(EosError):
+    """A payment was sent, or may have been, but its outcome did not arrive. The ledger
+    decides a payment id once, so sending the same request again is safe."""
+
+    def __init__(self, payment_id: str, what: str) -> None:
+        super().__init__(
+            f"{what}; it may still be decided: sending the same payment again with the "
+            "same payment id is safe (the ledger answers a retry with the original "
+            "outcome, marked replay)"
+        )
+        self.payment_id = payment_id
+        self.what = what
