@@ -182,8 +182,9 @@ class AvroEncoder:
 
 def read_payload(payload: io.BytesIO, writer: Any, reader: Any = None) -> Any:
     """One Avro value from a split payload (see eos.serde.wire.split), written with
-    `writer` and resolved to `reader`; DecodeError when it does not parse or leaves bytes
-    over."""
+    `writer` and resolved to `reader`; DecodeError when it does not parse, leaves bytes
+    over, or is not the one encoding Avro allows for what it holds."""
+    start = payload.tell()
     try:
         value = fastavro.schemaless_reader(payload, writer, reader)
     except Exception as exc:  # fastavro raises EOFError, ValueError, IndexError, ...
@@ -191,7 +192,46 @@ def read_payload(payload: io.BytesIO, writer: Any, reader: Any = None) -> Any:
     extra = trailing(payload)
     if extra:
         raise DecodeError("MALFORMED_AVRO", f"{extra} trailing bytes after the record")
+    if _canonical_only(writer):
+        _check_canonical(payload, start, writer, value if reader is None else None)
     return value
+
+
+def _check_canonical(payload: io.BytesIO, start: int, writer: Any, value: Any) -> None:
+    """fastavro reads a long of more than 10 bytes (keeping only its low bits) and a
+    negative union index (Python's index from the end); Avro allows neither. Writing the
+    value back must give the same bytes."""
+    written = payload.getvalue()[start:]
+    if value is None:
+        value = fastavro.schemaless_reader(io.BytesIO(written), writer, None)
+    again = io.BytesIO()
+    try:
+        fastavro.schemaless_writer(again, writer, value)
+    except Exception as exc:  # a value fastavro read but cannot write was never valid
+        raise DecodeError("MALFORMED_AVRO", f"{type(exc).__name__}: {_capped(str(exc))}") from exc
+    if again.getvalue() != written:
+        raise DecodeError(
+            "MALFORMED_AVRO",
+            "not the canonical encoding of its value (a long of more than 10 bytes or a "
+            "negative union index)",
+        )
+
+
+_CANONICAL_ONLY: dict[int, tuple[Any, bool]] = {}
+# Types a valid writer may encode in more than one way (arrays and maps in blocks, float
+# NaN payloads): a record holding them is not checked byte for byte.
+_SEVERAL_ENCODINGS = {"array", "map", "float", "double"}
+
+
+def _canonical_only(schema: Any) -> bool:
+    """Whether every valid encoding of a value of `schema` is the one fastavro writes."""
+    cached = _CANONICAL_ONLY.get(id(schema))
+    if cached is not None and cached[0] is schema:
+        return cached[1]
+    text = json.dumps(schema)
+    answer = not any(f'"{t}"' in text for t in _SEVERAL_ENCODINGS)
+    _CANONICAL_ONLY[id(schema)] = (schema, answer)
+    return answer
 
 
 MESSAGE_MAX = 300  # a schema mismatch names both whole schemas: enough to tell which

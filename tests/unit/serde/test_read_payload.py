@@ -42,3 +42,65 @@ def test_a_short_failure_is_kept_whole() -> None:
     with pytest.raises(DecodeError) as info:
         read_payload(io.BytesIO(b""), writer)
     assert "characters)" not in str(info.value)
+
+
+AMOUNT = fastavro.parse_schema(
+    {
+        "type": "record",
+        "name": "Amount",
+        "fields": [
+            {"name": "minor", "type": "long"},
+            {"name": "note", "type": ["null", "string"]},
+        ],
+    }
+)
+
+
+def _varint(n: int, pad_to: int = 0) -> bytes:
+    """A zig-zag varint, padded with continuation bytes to `pad_to` bytes."""
+    z = (n << 1) ^ (n >> 63) if n >= 0 else ((-n - 1) << 1) | 1
+    out = []
+    while True:
+        out.append(z & 0x7F)
+        z >>= 7
+        if not z:
+            break
+    while len(out) < pad_to:
+        out[-1] |= 0x80
+        out.append(0)
+    return bytes(b | 0x80 if i < len(out) - 1 else b for i, b in enumerate(out))
+
+
+def _read(data: bytes) -> Any:
+    return read_payload(io.BytesIO(data), AMOUNT)
+
+
+def test_a_canonical_record_reads() -> None:
+    assert _read(_varint(5) + _varint(0)) == {"minor": 5, "note": None}
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        _varint(5, pad_to=11) + _varint(0),  # a long of 11 bytes: Avro allows at most 10
+        _varint(5, pad_to=3) + _varint(0),  # a long padded past its shortest form
+        _varint(5) + _varint(-1) + _varint(1) + b"x",  # union index -1
+    ],
+    ids=["eleven-byte-long", "padded-long", "negative-union-index"],
+)
+def test_an_encoding_avro_does_not_allow_is_malformed(data: bytes) -> None:
+    with pytest.raises(DecodeError, match="MALFORMED_AVRO"):
+        _read(data)
+
+
+def test_a_schema_with_arrays_is_not_checked_byte_for_byte() -> None:
+    schema = fastavro.parse_schema(
+        {
+            "type": "record",
+            "name": "Batch",
+            "fields": [{"name": "items", "type": {"type": "array", "items": "long"}}],
+        }
+    )
+    # Two blocks of one item each: valid Avro that fastavro would write as one block.
+    data = _varint(1) + _varint(7) + _varint(1) + _varint(8) + _varint(0)
+    assert read_payload(io.BytesIO(data), schema) == {"items": [7, 8]}
