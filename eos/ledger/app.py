@@ -275,7 +275,8 @@ class Ledger:
             if record.topic == self.settings.payments_topic
             else value.credit_account
         )
-        if record.key.decode("utf-8", "replace") != expected_key:
+        # Bytes, not a lossy decoding: b"\xff" must not pass as the key of "\ufffd".
+        if record.key != expected_key.encode("utf-8", "surrogatepass"):
             raise PermanentError(
                 f"record key {record.key!r} is not its account {expected_key!r}: misrouted"
             )

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from eos.engine.api import InputRecord, OutputRecord
+from eos.engine.api import InputRecord, OutputRecord, PermanentError
 from eos.ledger import app as ledger_app
 from eos.ledger.app import CORRELATION_ID, REPLY_TO, Ledger
 from eos.ledger.dedup import PURGE_EVERY
@@ -194,3 +194,11 @@ def test_expired_ids_are_purged_whatever_their_form(monkeypatch: pytest.MonkeyPa
         books.send(payment(amount=1), reply=False)
     assert "D:old-bare" not in seen and "D:old-kept" not in seen
     assert len(seen) == 2 * (PURGE_EVERY + 1)  # a debit and a credit id per payment
+
+
+def test_a_key_that_is_not_utf8_is_misrouted_not_an_account() -> None:
+    books = Books()
+    req = payment(debit="\ufffd")
+    record = InputRecord(books.s.payments_topic, 0, 0, 0, b"\xff", req, {})
+    with pytest.raises(PermanentError, match="misrouted"):
+        books.ledger.transform(record)
