@@ -15,10 +15,7 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 import time
-import uuid
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from random import Random
@@ -32,7 +29,6 @@ from eos.config import EngineSettings
 from eos.errors import RunFailed
 from eos.kafka.produce import Encoded, produce
 from eos.ledger.settings import LedgerSettings
-from eos.ledger.setup import setup
 from eos.ledger.verify import Report, verify
 from eos.serde.avro import AvroEncoder
 from eos.serde.schemas import contract, load_schema
@@ -50,7 +46,7 @@ from tests.integration.ledger.bad_input_cases import (
 )
 from tests.integration.ledger.bad_input_categories import RULES, VALID, WIRE
 from tests.integration.ledger.bad_input_outcomes import Position, collect, compare, table
-from tests.integration.processes import Spawned
+from tests.integration.ledger.private import LedgerProcessor, private_ledger
 
 pytestmark = pytest.mark.slow
 
@@ -59,19 +55,6 @@ SEED = 20_261_201
 # The circuit breaker stops a processor when over half of the last 1,000 records were
 # dead-lettered; the shuffled stream stays well below that, so it must never trip.
 MAX_DLQ_SHARE = 0.42
-
-
-class Processor(Spawned):
-    """A spawned `eos run ledger`."""
-
-    def __init__(self, instance_id: str, env: dict[str, str]) -> None:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "eos", "run", "ledger", "--instance-id", instance_id],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            env=env,
-        )
-        super().__init__(instance_id, proc)
 
 
 @dataclass
@@ -83,10 +66,10 @@ class Rig:
     env: dict[str, str]
     engine: EngineSettings
     ledger: LedgerSettings
-    processors: list[Processor] = field(default_factory=list)
+    processors: list[LedgerProcessor] = field(default_factory=list)
 
-    def start(self, instance_id: str) -> Processor:
-        proc = Processor(instance_id, {**os.environ, **self.env})
+    def start(self, instance_id: str) -> LedgerProcessor:
+        proc = LedgerProcessor(instance_id, {**os.environ, **self.env})
         self.processors.append(proc)
         return proc
 
@@ -152,7 +135,7 @@ class Rig:
         assert all(at is not None for at in landed)
         return [at for at in landed if at is not None]
 
-    def wait_caught_up(self, proc: Processor, timeout: float = 120) -> None:
+    def wait_caught_up(self, proc: LedgerProcessor, timeout: float = 120) -> None:
         try:
             wait_caught_up(self.engine, self.ledger, {proc.name: proc.proc}, timeout=timeout)
         except RunFailed as exc:
@@ -170,29 +153,9 @@ class Rig:
 
 @pytest.fixture
 def rig(eos_cluster: KafkaCluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Rig]:
-    tag = f"bi-{uuid.uuid4().hex[:8]}"
-    ledger = LedgerSettings.with_prefix(tag)
-    env = {
-        "EOS_BOOTSTRAP_SERVERS": eos_cluster.bootstrap_servers,
-        "EOS_SCHEMA_REGISTRY_URL": eos_cluster.schema_registry_url,
-        "EOS_GROUP_ID": f"{tag}-ledger",
-        "EOS_DLQ_TOPIC": f"{tag}.dlq",
-        "EOS_TRANSACTIONAL_ID_PREFIX": tag,
-        "EOS_STATE_DIR": str(tmp_path_factory.mktemp("state")),
-        **ledger.topic_env(),
-    }
-    engine = EngineSettings(
-        bootstrap_servers=eos_cluster.bootstrap_servers,
-        schema_registry_url=eos_cluster.schema_registry_url,
-        group_id=env["EOS_GROUP_ID"],
-        dlq_topic=env["EOS_DLQ_TOPIC"],
-        transactional_id_prefix=tag,
-    )
-    with pytest.MonkeyPatch.context() as m:  # setup() reads the ledger's topics from the env
-        for name, value in ledger.topic_env().items():
-            m.setenv(name, value)
-        setup(engine, PARTITIONS, 1)
-    r = Rig(eos_cluster, tag, env, engine, ledger)
+    state = str(tmp_path_factory.mktemp("state"))
+    private = private_ledger(eos_cluster, "bi", PARTITIONS, EOS_STATE_DIR=state)
+    r = Rig(eos_cluster, private.tag, private.env, private.engine, private.ledger)
     yield r
     for proc in r.processors:
         if proc.alive():

@@ -12,10 +12,7 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
 import threading
-import uuid
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
@@ -28,11 +25,11 @@ from eos.errors import RunFailed
 from eos.kafka import offsets as kafka_offsets
 from eos.ledger.generator import LoadSpec, produce_payments
 from eos.ledger.settings import LedgerSettings
-from eos.ledger.setup import setup
 from eos.ledger.verify import Report, verify
 from eos.testing.cluster import KafkaCluster
 from eos.tools.demo import wait_caught_up
-from tests.integration.processes import EndOffsets, Spawned, wait_until
+from tests.integration.ledger.private import LedgerProcessor, private_ledger
+from tests.integration.processes import EndOffsets, wait_until
 
 PARTITIONS = 4
 ACCOUNTS = 200
@@ -49,19 +46,6 @@ LOAD = LoadSpec(
 )
 
 
-class Processor(Spawned):
-    """A spawned `eos run ledger`."""
-
-    def __init__(self, instance_id: str, env: dict[str, str]) -> None:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "eos", "run", "ledger", "--instance-id", instance_id],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            env=env,
-        )
-        super().__init__(instance_id, proc)
-
-
 @dataclass
 class Books:
     """A fresh set of ledger topics, the settings naming them (in process and as env for
@@ -72,23 +56,23 @@ class Books:
     env: dict[str, str]
     engine: EngineSettings
     ledger: LedgerSettings
-    processors: list[Processor] = field(default_factory=list)
+    processors: list[LedgerProcessor] = field(default_factory=list)
 
-    def start(self, instance_id: str) -> Processor:
-        proc = Processor(instance_id, {**os.environ, **self.env, **PROCESSOR_ENV})
+    def start(self, instance_id: str) -> LedgerProcessor:
+        proc = LedgerProcessor(instance_id, {**os.environ, **self.env, **PROCESSOR_ENV})
         self.processors.append(proc)
         return proc
 
     def produce(self, spec: LoadSpec) -> Counter[str]:
         return produce_payments(self.engine, self.ledger, spec).kinds
 
-    def fund(self, *running: Processor) -> Counter[str]:
+    def fund(self, *running: LedgerProcessor) -> Counter[str]:
         """Fund every account from external ones and wait until that is posted."""
         kinds = self.produce(LoadSpec(count=0, accounts=ACCOUNTS, funding="only", seed=1))
         self.wait_caught_up(*running, timeout=60)
         return kinds
 
-    def wait_caught_up(self, *running: Processor, timeout: float) -> None:
+    def wait_caught_up(self, *running: LedgerProcessor, timeout: float) -> None:
         """The group has committed every payment and credit leg (demo's check)."""
         try:
             wait_caught_up(
@@ -108,30 +92,9 @@ class Books:
 
 
 @pytest.fixture
-def books(eos_cluster: KafkaCluster, monkeypatch: pytest.MonkeyPatch) -> Iterator[Books]:
-    tag = f"lf-{uuid.uuid4().hex[:8]}"
-    ledger = LedgerSettings.with_prefix(tag)
-    ledger_env = ledger.topic_env()
-    env = {
-        "EOS_BOOTSTRAP_SERVERS": eos_cluster.bootstrap_servers,
-        "EOS_SCHEMA_REGISTRY_URL": eos_cluster.schema_registry_url,
-        "EOS_GROUP_ID": f"{tag}-ledger",
-        "EOS_DLQ_TOPIC": f"{tag}.dlq",
-        "EOS_TRANSACTIONAL_ID_PREFIX": tag,
-        **ledger_env,
-    }
-    engine = EngineSettings(
-        bootstrap_servers=eos_cluster.bootstrap_servers,
-        schema_registry_url=eos_cluster.schema_registry_url,
-        group_id=env["EOS_GROUP_ID"],
-        dlq_topic=env["EOS_DLQ_TOPIC"],
-        transactional_id_prefix=tag,
-    )
-    with monkeypatch.context() as m:  # setup() reads the ledger's topics from the env
-        for name, value in ledger_env.items():
-            m.setenv(name, value)
-        setup(engine, PARTITIONS, 1)
-    b = Books(eos_cluster, tag, env, engine, ledger)
+def books(eos_cluster: KafkaCluster) -> Iterator[Books]:
+    private = private_ledger(eos_cluster, "lf", PARTITIONS)
+    b = Books(eos_cluster, private.tag, private.env, private.engine, private.ledger)
     yield b
     for proc in b.processors:
         if proc.alive():

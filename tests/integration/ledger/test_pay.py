@@ -18,9 +18,9 @@ from eos.config import EngineSettings
 from eos.errors import RunFailed
 from eos.kafka.offsets import Offsets
 from eos.ledger.settings import LedgerSettings
-from eos.ledger.setup import setup
 from eos.testing.cluster import KafkaCluster
 from eos.tools.demo import wait_caught_up
+from tests.integration.ledger.private import LedgerProcessor, private_ledger
 from tests.integration.processes import Spawned
 
 PARTITIONS = 3
@@ -59,42 +59,14 @@ class Ledger:
 
 
 def _ledger(cluster: KafkaCluster, prefix: str) -> Ledger:
-    tag = f"{prefix}-{uuid.uuid4().hex[:8]}"
-    settings = LedgerSettings.with_prefix(tag)
-    env = {
-        **os.environ,
-        "EOS_BOOTSTRAP_SERVERS": cluster.bootstrap_servers,
-        "EOS_SCHEMA_REGISTRY_URL": cluster.schema_registry_url,
-        "EOS_GROUP_ID": f"{tag}-ledger",
-        "EOS_DLQ_TOPIC": f"{tag}.dlq",
-        "EOS_TRANSACTIONAL_ID_PREFIX": tag,
-        "EOS_BATCH_MAX_MS": "50",
-        **settings.topic_env(),
-    }
-    engine = EngineSettings(
-        bootstrap_servers=cluster.bootstrap_servers,
-        schema_registry_url=cluster.schema_registry_url,
-        group_id=env["EOS_GROUP_ID"],
-        dlq_topic=env["EOS_DLQ_TOPIC"],
-        transactional_id_prefix=tag,
-    )
-    with pytest.MonkeyPatch.context() as m:  # setup() reads the ledger's topics from the env
-        for name, value in settings.topic_env().items():
-            m.setenv(name, value)
-        setup(engine, PARTITIONS, 1)
-    return Ledger(tag, env, engine, settings)
+    private = private_ledger(cluster, prefix, PARTITIONS, EOS_BATCH_MAX_MS="50")
+    return Ledger(private.tag, {**os.environ, **private.env}, private.engine, private.ledger)
 
 
 @pytest.fixture(scope="module")
 def ledger(eos_cluster: KafkaCluster) -> Iterator[Ledger]:
     books = _ledger(eos_cluster, "lp")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "eos", "run", "ledger", "--instance-id", "p1"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        env=books.env,
-    )
-    books.processor = Spawned("ledger", proc)
+    books.processor = LedgerProcessor("p1", books.env)
     yield books
     if books.processor.alive():
         assert books.processor.stop() == 0, books.processor.tail()
