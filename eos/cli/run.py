@@ -17,7 +17,7 @@ from eos.cli.settings import engine_options, engine_settings, settings_error
 from eos.config import EngineSettings
 from eos.engine import runner
 from eos.engine.app import App
-from eos.engine.dlq import replay_transform
+from eos.engine.dlq import replay_failed_topic, replay_transform
 from eos.errors import ConfigurationError
 
 __all__ = ["KNOWN_APPS", "dlq", "resolve_app", "run"]
@@ -79,7 +79,7 @@ def replay(**given: str | None) -> None:
         given,
         group_id=f"{base.group_id}-dlq-replay",
         input_topics=[base.dlq_topic],
-        dlq_topic=f"{base.dlq_topic}.replay-failed",
+        dlq_topic=replay_failed_topic(base.dlq_topic),
         transactional_id_prefix=f"{base.transactional_id_prefix}-dlq-replay",
     )
     app = App("dlq-replay", replay_transform, {base.dlq_topic: None}, {})

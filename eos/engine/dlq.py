@@ -35,6 +35,13 @@ H_VALUE_SIZE = PREFIX + "value.size"
 H_VALUE_SHA256 = PREFIX + "value.sha256"
 H_VALUE_TRUNCATED = PREFIX + "value.truncated"
 
+
+
+def replay_failed_topic(dlq_topic: str) -> str:
+    """Where `eos dlq replay` puts the records it cannot re-publish."""
+    return f"{dlq_topic}.replay-failed"
+
+
 MAX_MESSAGE = 1000
 MAX_STACK = 4000
 # What a DLQ record may weigh (key, value and headers): below librdkafka's default

@@ -346,7 +346,7 @@ def build(settings: EngineSettings) -> App:
     ledger = Ledger(
         ledger_settings, settings.instance_id, len(payments.partitions), TopicCache(admin)
     )
-    ledger.forbidden_replies |= {settings.dlq_topic, f"{settings.dlq_topic}.replay-failed"}
+    ledger.forbidden_replies = ledger_settings.no_reply_topics(settings.dlq_topic)
     s = ledger_settings
     return App(
         name="ledger",

@@ -118,8 +118,7 @@ def check_reply_topic(engine: EngineSettings, ledger: LedgerSettings, topic: str
         raise ConfigurationError(
             f"reply topic {topic!r} is not a valid topic name (letters, digits, '.', '_', '-')"
         )
-    forbidden = ledger.own_topics() | {engine.dlq_topic, f"{engine.dlq_topic}.replay-failed"}
-    if topic in forbidden:
+    if topic in ledger.no_reply_topics(engine.dlq_topic):
         raise ConfigurationError(f"reply topic {topic!r} is one of the ledger's own topics")
 
 

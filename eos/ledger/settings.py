@@ -7,6 +7,7 @@ from typing import Any
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from eos.engine.dlq import replay_failed_topic
 from eos.ledger.currencies import CURRENCIES
 
 TOPIC_FIELDS = (
@@ -54,3 +55,8 @@ class LedgerSettings(BaseSettings):
     def own_topics(self) -> set[str]:
         """Topics the ledger reads or writes itself: never a reply-to target."""
         return {getattr(self, f) for f in TOPIC_FIELDS}
+
+    def no_reply_topics(self, dlq_topic: str) -> set[str]:
+        """Topics a reply-to may never name: the ledger's own, the DLQ and the topic of
+        records its replay could not re-publish."""
+        return self.own_topics() | {dlq_topic, replay_failed_topic(dlq_topic)}

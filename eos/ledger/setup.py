@@ -7,6 +7,7 @@ from typing import NamedTuple
 from confluent_kafka.admin import NewTopic  # type: ignore[attr-defined]
 
 from eos.config import EngineSettings
+from eos.engine.dlq import replay_failed_topic
 from eos.errors import ConfigurationError
 from eos.kafka.admin import create_topics, metadata
 from eos.kafka.clients import make_admin, make_registry
@@ -75,7 +76,7 @@ def topic_specs(
         s.entries_topic,
         s.rejected_topic,
         engine.dlq_topic,
-        f"{engine.dlq_topic}.replay-failed",
+        replay_failed_topic(engine.dlq_topic),
     ]
     return [
         *(NewTopic(t, partitions, replication.factor, config=safe) for t in plain),

@@ -287,8 +287,8 @@ def reply_topics(config: Mapping[str, Any], ledger: LedgerSettings, dlq: str) ->
     """The topics replies may have gone to: named with the reply prefix, none of the
     ledger's own."""
     names = metadata(AdminClient(connection_config(config))).topics
-    own = ledger.own_topics() | {dlq}
-    return sorted(t for t in names if t.startswith(ledger.reply_topic_prefix) and t not in own)
+    never = ledger.no_reply_topics(dlq)
+    return sorted(t for t in names if t.startswith(ledger.reply_topic_prefix) and t not in never)
 
 
 def _in_order(parts: dict[int, list[_T]]) -> list[_T]:
