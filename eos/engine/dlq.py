@@ -36,7 +36,6 @@ H_VALUE_SHA256 = PREFIX + "value.sha256"
 H_VALUE_TRUNCATED = PREFIX + "value.truncated"
 
 
-
 def replay_failed_topic(dlq_topic: str) -> str:
     """Where `eos dlq replay` puts the records it cannot re-publish."""
     return f"{dlq_topic}.replay-failed"

@@ -126,8 +126,8 @@ def read_topics(
     after them until it commits or aborts); TimeoutError when that takes over `timeout`.
     Refused when the cluster does not admit the client.
 
-    `progress` is called every
-    PROGRESS_EVERY seconds while the read goes on, and once at its end (`done`).
+    `progress` is called every PROGRESS_EVERY seconds while the read goes on, and once
+    at its end (`done`), with the records handed to the handlers so far.
     librdkafka's own lines go to the "eos.kafka.reader" logger.
     """
     errors = _Errors()
@@ -256,9 +256,7 @@ def _read(
         if progress is not None and now - reported >= PROGRESS_EVERY:
             reported = now
             progress(ReadProgress(read, _remaining(consumer, pending, end), now - started))
-        batch = consumer.consume(5000, 0.5)
-        read += len(batch)
-        for msg in batch:
+        for msg in consumer.consume(5000, 0.5):
             tp = (msg.topic() or "", msg.partition() or 0)
             if tp not in pending:
                 continue
@@ -266,13 +264,12 @@ def _read(
             err = msg.error()
             if err is None and offset < end[tp]:
                 handlers[tp[0]](msg)
+                read += 1
                 continue
-            if err is not None:
-                read -= 1  # an event, not a record
-                if err.code() != KafkaError._PARTITION_EOF:
-                    if is_settling(err):  # a broker bouncing: the consumer fetches again
-                        continue
-                    raise RuntimeError(f"reading {tp[0]}[{tp[1]}]: {err.str()}")
+            if err is not None and err.code() != KafkaError._PARTITION_EOF:
+                if is_settling(err):  # a broker bouncing: the consumer fetches again
+                    continue
+                raise RuntimeError(f"reading {tp[0]}[{tp[1]}]: {err.str()}")
             # EOF at or past the end (below it, a transaction is still open), or a
             # record written after the snapshot started: this partition is done.
             if offset >= end[tp]:
