@@ -82,7 +82,7 @@ class Ledger:
         )
         prior = self.dedup.decision(p, key, now_ms)
         if prior is not None:
-            return self._retry(record, req, prior, digest)
+            return self._retry(record, req, key, prior, digest)
         out, (status, reason, balance) = self._decide(record, req)
         self.dedup.remember(p, key, now_ms, Decision(now_ms, digest, status, reason, balance))
         return out
@@ -143,11 +143,11 @@ class Ledger:
         return out, (OutcomeStatus.POSTED.value, None, balance_after)
 
     def _retry(
-        self, record: InputRecord, req: PaymentRequest, prior: Decision, digest: str
+        self, record: InputRecord, req: PaymentRequest, key: str, prior: Decision, digest: str
     ) -> list[OutputRecord]:
         """A decided id again: the same request gets its first answer again (marked a
         replay); another request under the same id is refused, the first decision stands."""
-        self._count_duplicate(f"D:{req.payment_id}", prior.seen_ms)
+        self._count_duplicate(key, prior.seen_ms)
         target, _refused = self._reply_to(record)
         if prior.fingerprint and prior.fingerprint != digest:
             first = datetime.fromtimestamp(prior.seen_ms / 1000, UTC).isoformat()

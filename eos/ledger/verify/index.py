@@ -15,6 +15,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import NamedTuple, TypeVar
 
+from eos.ledger.models import RejectionReason
 from eos.ledger.settings import LedgerSettings
 from eos.ledger.verify.rows import (
     DeadLetter,
@@ -28,7 +29,8 @@ from eos.ledger.verify.rows import (
 
 __all__ = ["CONFLICT", "Index", "Posting", "build_index"]
 
-CONFLICT = "IDEMPOTENCY_CONFLICT"  # a refused reuse of an id: not the id's outcome
+# A refused reuse of an id: not the id's outcome.
+CONFLICT = RejectionReason.IDEMPOTENCY_CONFLICT.value
 
 _R = TypeVar("_R", Rejection, Leg)
 _K = TypeVar("_K")
