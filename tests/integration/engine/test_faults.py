@@ -11,7 +11,8 @@ import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -91,6 +92,24 @@ class Feeder:
             assert self._producer.flush(60) == 0, "input records left undelivered"
             self.produced += n
 
+    @contextmanager
+    def flowing(self, per_second: int = 250) -> Iterator[None]:
+        """Input keeps arriving: a run frozen and thawed until it is caught inside a
+        transaction never runs out of work (a run that did was never caught)."""
+        stop = threading.Event()
+
+        def feed() -> None:
+            while not stop.wait(0.2):
+                self.send(per_second // 5)
+
+        thread = threading.Thread(target=feed, daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            thread.join()
+
     def ids(self) -> set[str]:
         return {f"e{i}" for i in range(self.produced)}
 
@@ -169,15 +188,18 @@ def test_repeated_sigkill_mid_transaction_loses_and_duplicates_nothing(
     pipeline: Pipeline,
 ) -> None:
     feeder, progress = Feeder(pipeline), Progress(pipeline)
-    feeder.send(20_000)
     name = f"kill-{uuid.uuid4().hex[:6]}"
     kills = 4
     for _ in range(kills):
+        # A backlog for each run: sent all up front, the input ran out before the last
+        # runs reached their mark.
+        feeder.send(5_000)
         run = Instance(pipeline, name, *SMALL_BATCHES, *SHORT_SESSION)
         # Let this run commit transactions of its own (its restart fenced the zombie
         # before), then kill it while a transaction is open.
         progress.reach(progress.stable() + 1500, 60, run)
-        run.kill_mid_transaction(progress.open_transaction)
+        with feeder.flowing():
+            run.kill_mid_transaction(progress.open_transaction, timeout=90)
         assert run.proc.returncode == -signal.SIGKILL
     committed_before_final = progress.stable()
 
