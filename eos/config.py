@@ -91,8 +91,12 @@ class EngineSettings(BaseSettings):
     )
     state_dir: Path = Field(
         default_factory=_default_state_dir,
-        description="where instance slots are locked ($XDG_STATE_HOME/eos)",
+        description="instance slot locks and local state stores ($XDG_STATE_HOME/eos)",
     )
+    # group.instance.id = the instance id: a restart within the session timeout gets its
+    # partitions back with no rebalance; a member gone for good (or stopped cleanly: a
+    # static member does not leave the group) holds them until the session times out.
+    static_membership: bool = False
 
     auto_offset_reset: Literal["earliest", "latest", "error"] = "earliest"
     group_protocol: Literal["classic", "consumer"] = "classic"

@@ -59,6 +59,8 @@ def consumer_config(settings: EngineSettings) -> ConfigDict:
             "max.poll.interval.ms": settings.max_poll_interval_ms,
         }
     )
+    if settings.static_membership:
+        config["group.instance.id"] = settings.instance_id
     if settings.group_protocol == "consumer":
         # KIP-848: the broker assigns; the client-side assignor settings do not apply.
         config["group.protocol"] = "consumer"

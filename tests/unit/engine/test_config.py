@@ -105,3 +105,10 @@ def test_no_secret_keys_without_secrets() -> None:
     config = SecuritySettings().client_config()
     assert config == {"security.protocol": "PLAINTEXT"}
     assert SecuritySettings().secrets() == []
+
+
+def test_static_membership_names_the_instance_to_the_group() -> None:
+    dynamic = consumer_config(EngineSettings(instance_id="host-1"))
+    assert "group.instance.id" not in dynamic
+    static = consumer_config(EngineSettings(instance_id="host-1", static_membership=True))
+    assert static["group.instance.id"] == "host-1"
