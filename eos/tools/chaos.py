@@ -6,9 +6,17 @@ at a bounded rate while a schedule of faults runs: processor SIGKILLs (restarted
 later), processor SIGSTOPs longer than the session timeout, broker hard bounces, registry
 restarts and registry blocks, one at a time, each once the group has recovered from the
 one before. It watches for processor exits it did not cause, for processors that go
-silent, and for how long the group takes to get its lag back after a kill. At the end:
-caught up, processors stopped with SIGTERM, the ledger verified, no transaction left
-hanging (LSO == high watermark everywhere), and a table.
+silent, for how long the group takes to get its lag back after a kill, and per kill for
+the survivors' longest commit gap and the killed processor's partitions' takeover time
+(eos/tools/chaos_gaps.py). At the end: caught up, processors stopped with SIGTERM, the
+ledger verified, no transaction left hanging (LSO == high watermark everywhere), and a
+table.
+
+The processors use static membership (EOS_STATIC_MEMBERSHIP: group.instance.id = the
+instance id, stable per slot, so a processor restarted after its SIGKILL has the same
+one): a restart within the session timeout gets its partitions back with no rebalance,
+so the survivors never stop for one, and the killed processor's partitions wait only for
+its restart rather than for the session timeout and a rebalance.
 """
 
 from __future__ import annotations
@@ -33,6 +41,7 @@ from eos.ledger.verify import verify
 from eos.stack.layout import StackLayout
 from eos.stack.stack import Stack, StackSpec
 from eos.tools.chaos_faults import FAULT_KINDS, Faults, FaultTiming, Pool, Timeline, schedule
+from eos.tools.chaos_gaps import GAP_BAR, TAKEOVER_BAR, Kill, KillCost, Sampler, measure
 from eos.tools.demo import step, wait_caught_up
 
 __all__ = ["ChaosOptions", "chaos"]
@@ -69,6 +78,7 @@ class _Outcome:
     unsettled: list[str] = field(default_factory=list)
     after_load: int = 0
     recoveries: list[float] = field(default_factory=list)
+    costs: list[KillCost] = field(default_factory=list)
     unexpected: list[str] = field(default_factory=list)
     silence: float = 0.0
     exit_codes: dict[str, int] = field(default_factory=dict)
@@ -89,7 +99,7 @@ def chaos(opts: ChaosOptions) -> int:
         out = _run(opts, stack, spec, run_dir)
     finally:
         if opts.keep:
-            print(f"  stack left running (--keep): eos stack down --run-dir {run_dir}")
+            print(f"  stack left running (--keep): eos stack --run-dir {run_dir} down")
         else:
             stack.down()
     out.seconds = time.monotonic() - started
@@ -105,6 +115,7 @@ def _env(opts: ChaosOptions, spec: StackSpec, tag: str, run_dir: Path) -> dict[s
         "EOS_TRANSACTIONAL_ID_PREFIX": tag,
         "EOS_TRANSACTION_TIMEOUT_MS": "15000",
         "EOS_SESSION_TIMEOUT_MS": "10000",
+        "EOS_STATIC_MEMBERSHIP": "true",  # a restart keeps its partitions: see above
         "EOS_STATE_DIR": str(run_dir / "state"),
         **LedgerSettings.with_prefix(tag).topic_env(),
     }
@@ -129,10 +140,14 @@ def _run(opts: ChaosOptions, stack: Stack, spec: StackSpec, run_dir: Path) -> _O
         print(f"  {produce_payments(engine, ledger, replace(base, funding='only')).line()}")
         wait_caught_up(engine, ledger, pool.snapshot())
         timeline = Timeline()
-        kills = _load(opts, engine, ledger, pool, stack, spec, out, timeline)
-        step("5/5 waiting until caught up; stopping the processors, verifying")
-        _caught_up(engine, ledger, pool, timeline)
-        out.recoveries = _recoveries(timeline, kills, _slack(opts))
+        with Sampler(engine, ledger) as sampler:  # until caught up: the last kill's window
+            kills = _load(opts, engine, ledger, pool, stack, spec, out, timeline, sampler)
+            step("5/5 waiting until caught up; stopping the processors, verifying")
+            _caught_up(engine, ledger, pool, timeline)
+        out.recoveries = _recoveries(timeline, [k.at for k in kills], _slack(opts))
+        out.costs = measure(sampler.samples(), kills)
+        if sampler.skipped:
+            print(f"  ({sampler.skipped} commit samples skipped)", flush=True)
     finally:
         out.exit_codes = pool.stop_all()
     out.unexpected += [f"{u.name} exited {u.code}" for u in pool.unexpected]
@@ -153,9 +168,10 @@ def _load(
     spec: StackSpec,
     out: _Outcome,
     timeline: Timeline,
-) -> list[float]:
+    sampler: Sampler,
+) -> list[Kill]:
     """The payments in a background thread, the faults in another, the monitor here.
-    Returns the times of the kills."""
+    Returns the kills."""
     duration = opts.payments / opts.rate
     counts = dict(
         zip(
@@ -171,7 +187,7 @@ def _load(
     )
     stop = threading.Event()
     timing = FaultTiming(opts.pause_seconds, opts.registry_block_seconds, _slack(opts))
-    faults = Faults(pool, stack, spec, timing, opts.seed)
+    faults = Faults(pool, stack, spec, timing, opts.seed, sampler.steady)
     errors: list[BaseException] = []
     load_ended: list[float] = []
 
@@ -201,7 +217,7 @@ def _load(
         raise errors[0]
     out.faults, out.fault_errors, out.unsettled = faults.done, faults.errors, faults.unsettled
     out.after_load = sum(1 for t in faults.started if load_ended and t > load_ended[0])
-    return faults.kill_times
+    return faults.kills
 
 
 def _monitor(
@@ -308,10 +324,16 @@ def _hanging(engine: EngineSettings, tag: str) -> list[TP]:
 
 def _table(opts: ChaosOptions, out: _Outcome) -> int:
     recovery = max(out.recoveries, default=0.0)
+    gap = max((c.gap for c in out.costs), default=0.0)
+    takeover = max((c.takeover for c in out.costs), default=0.0)
     rows = [(f"{k}s", f"{v} of {_asked(opts, k)}") for k, v in out.faults.items()]
     rows += [
         ("kill recovery (max)", f"{recovery:.1f}s (bar {RECOVERY_BAR:.0f}s)"),
         ("kill recoveries", ", ".join(f"{r:.1f}s" for r in out.recoveries) or "-"),
+        ("kill takeover (max)", f"{takeover:.1f}s (bar {TAKEOVER_BAR:.0f}s)"),
+        ("kill takeovers", ", ".join(f"{c.takeover:.1f}s ({c.name})" for c in out.costs) or "-"),
+        ("survivor commit gap (max)", f"{gap:.1f}s (bar {GAP_BAR:.0f}s)"),
+        ("survivor commit gaps", ", ".join(_gap(c) for c in out.costs) or "-"),
         ("faults after the load ended", str(out.after_load)),
         ("fault errors", "; ".join(out.fault_errors) or "none"),
         ("lag not back in 60s after", ", ".join(out.unsettled) or "none"),
@@ -330,6 +352,8 @@ def _table(opts: ChaosOptions, out: _Outcome) -> int:
         and not out.fault_errors
         and not out.unsettled
         and recovery <= RECOVERY_BAR
+        and takeover <= TAKEOVER_BAR
+        and gap <= GAP_BAR
         and out.silence <= SILENCE_BAR
         and all(code == 0 for code in out.exit_codes.values())
     )
@@ -338,6 +362,10 @@ def _table(opts: ChaosOptions, out: _Outcome) -> int:
     print("\n" + "\n".join(f"  {k:<{width}}  {v}" for k, v in rows), flush=True)
     print(f"\nverification {'PASSED' if out.verified else 'FAILED'}", flush=True)
     return 0 if ok else 1
+
+
+def _gap(cost: KillCost) -> str:
+    return f"{cost.gap:.1f}s" + (f" ({cost.survivor})" if cost.survivor else "")
 
 
 def _asked(opts: ChaosOptions, kind: str) -> int:

@@ -5,7 +5,8 @@ from any other (a failure), and tracks how long each live, non-paused processor 
 log line. `Faults` runs the schedule one fault at a time: processor kills and pauses,
 broker bounces, registry restarts and blocks. After each it waits until the group's lag
 (`Timeline`) is back to its level before the fault, so that every recovery is measured
-alone: a kill that falls inside a registry outage would measure the outage.
+alone: a kill that falls inside a registry outage would measure the outage. Each kill
+is recorded with the killed processor's instance id, for eos/tools/chaos_gaps.py.
 """
 
 from __future__ import annotations
@@ -14,13 +15,18 @@ import bisect
 import os
 import random
 import signal
+import socket
 import subprocess
 import threading
 import time
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
+from urllib.parse import quote
 
 from eos.stack.stack import Stack, StackSpec
+from eos.tools.chaos_gaps import Kill, instance_of
 from eos.tools.commands import eos_command
 
 __all__ = ["FAULT_KINDS", "FaultTiming", "Faults", "Pool", "Timeline", "Unexpected", "schedule"]
@@ -85,6 +91,16 @@ class Pool:
             p.killed = True
             p.proc.kill()
         p.proc.wait()
+
+    def instance(self, name: str) -> str | None:
+        """The instance id processor `name` holds (its slot's lock file names its pid)."""
+        with self._lock:
+            pid = self.procs[name].proc.pid
+        state, group = self.env.get("EOS_STATE_DIR"), self.env.get("EOS_GROUP_ID")
+        if not state or not group:
+            return None
+        # the group's folder under the state dir, named as eos/engine/identity.py does
+        return instance_of(pid, Path(state) / quote(group, safe="-_."), socket.gethostname())
 
     def pause(self, name: str) -> None:
         with self._lock:
@@ -209,12 +225,20 @@ class Faults:
     (restart, SIGCONT, `up`), and then the lag is waited for (at most `SETTLE_MAX`)."""
 
     def __init__(
-        self, pool: Pool, stack: Stack, spec: StackSpec, timing: FaultTiming, seed: int
+        self,
+        pool: Pool,
+        stack: Stack,
+        spec: StackSpec,
+        timing: FaultTiming,
+        seed: int,
+        steady: threading.Lock | None = None,
     ) -> None:
         self.pool, self.stack, self.spec, self.timing = pool, stack, spec, timing
+        # held from a broker bounce until its lag is back: see chaos_gaps.Sampler.steady
+        self.steady = steady or threading.Lock()
         self.rng = random.Random(seed)
         self.done: dict[str, int] = dict.fromkeys(FAULT_KINDS, 0)
-        self.kill_times: list[float] = []
+        self.kills: list[Kill] = []
         self.errors: list[str] = []
         self.unsettled: list[str] = []  # faults after which the lag did not come back
         self.started: list[float] = []
@@ -226,17 +250,22 @@ class Faults:
                 break
             level = timeline.latest() + self.timing.slack
             self.started.append(time.monotonic())
-            try:
-                self._one(kind)
-            except Exception as exc:  # a fault that could not be applied is a failure
-                self.errors.append(f"{kind}: {exc}")
-                print(f"  !! fault {kind} failed: {exc}", flush=True)
-                continue
-            if not timeline.wait_back(level, time.monotonic(), SETTLE_MAX, stop):
-                if stop.is_set():
-                    break
-                self.unsettled.append(kind)
-                print(f"  fault {kind}: lag not back to {level:,} in {SETTLE_MAX:.0f}s", flush=True)
+            hold: AbstractContextManager[Any] = self.steady if kind == "bounce" else nullcontext()
+            with hold:
+                try:
+                    self._one(kind)
+                except Exception as exc:  # a fault that could not be applied is a failure
+                    self.errors.append(f"{kind}: {exc}")
+                    print(f"  !! fault {kind} failed: {exc}", flush=True)
+                    continue
+                if not timeline.wait_back(level, time.monotonic(), SETTLE_MAX, stop):
+                    if stop.is_set():
+                        break
+                    self.unsettled.append(kind)
+                    print(
+                        f"  fault {kind}: lag not back to {level:,} in {SETTLE_MAX:.0f}s",
+                        flush=True,
+                    )
             if stop.wait(GAP):
                 break
 
@@ -262,9 +291,14 @@ class Faults:
         self.done[kind] += 1
 
     def _kill(self, name: str) -> None:
-        self.kill_times.append(time.monotonic())
+        instance = self.pool.instance(name)
+        self.kills.append(Kill(time.monotonic(), name, instance))
         self.pool.kill(name)
-        print(f"  fault: processor {name} SIGKILLed; restart in {RESTART_AFTER:.0f}s", flush=True)
+        print(
+            f"  fault: processor {name} ({instance or 'instance unknown'}) SIGKILLed; "
+            f"restart in {RESTART_AFTER:.0f}s",
+            flush=True,
+        )
         time.sleep(RESTART_AFTER)
         self.pool.start(name)
 
