@@ -140,10 +140,11 @@ class EngineSettings(BaseSettings):
         return [*self.security.secrets(), *overrides]
 
     @property
-    def restore_timeout_s(self) -> float:
-        """Long enough for the coordinator to abort a dead owner's open transaction, short
-        enough that the member is not dropped for not polling."""
-        return min(2 * self.transaction_timeout_ms, 0.9 * self.max_poll_interval_ms) / 1000
+    def restore_stall_s(self) -> float:
+        """How long a store's restore may make no progress: long enough for the
+        coordinator to abort a dead owner's open transaction (which holds the changelog's
+        last stable offset back until then)."""
+        return 2 * self.transaction_timeout_ms / 1000 + 30
 
     @property
     def transactional_id(self) -> str:

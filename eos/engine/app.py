@@ -19,20 +19,23 @@ from eos.config import EngineSettings, Mode
 from eos.engine.api import Transform
 from eos.engine.batch import BatchRunner
 from eos.engine.breaker import CircuitBreaker
+from eos.engine.identity import stores_dir
 from eos.engine.processor import Processor
+from eos.engine.rebalance import Rebalance
 from eos.engine.redact import Redactor
+from eos.engine.restore import Restorer
 from eos.engine.state import StateStore
 from eos.engine.transaction import AtLeastOnceCommitter, Committer, TransactionalCommitter
 from eos.errors import ConfigurationError
 from eos.kafka.clients import (
     client_id,
-    consumer_config,
     make_admin,
     make_consumer,
     make_producer,
     make_registry,
 )
-from eos.kafka.metadata import TopicCache, twin_member
+from eos.kafka.metadata import TopicCache, topic_ids, twin_member
+from eos.kafka.reader import reader_config
 from eos.serde.avro import (
     AvroContract,
     AvroDecoder,
@@ -47,6 +50,7 @@ __all__ = [
     "App",
     "AppFactory",
     "TopicsMissing",
+    "Topology",
     "app_subjects",
     "build_processor",
     "check_topics",
@@ -77,10 +81,21 @@ class TopicsMissing(ConfigurationError):
     """A topic the app reads or writes does not exist, or they are not co-partitioned."""
 
 
-def check_topics(admin: AdminClient, settings: EngineSettings, app: App) -> None:
+@dataclass(frozen=True)
+class Topology:
+    """What the cluster said at the start: its id, and the partition counts and ids of
+    the app's inputs and changelogs."""
+
+    cluster_id: str
+    counts: Mapping[str, int]
+    topic_ids: Mapping[str, str]
+
+
+def check_topics(admin: AdminClient, settings: EngineSettings, app: App) -> Topology:
     """Fail at start, naming every missing topic, rather than at the first produce; and
     refuse a stateful app whose inputs and changelogs are not co-partitioned."""
-    topics = admin.list_topics(timeout=30).topics
+    meta = admin.list_topics(timeout=30)
+    topics = meta.topics
     changelogs = [s.changelog_topic for s in app.stores]
     wanted = [*settings.input_topics, *app.outputs, settings.dlq_topic, *changelogs]
     missing = sorted(set(wanted) - set(topics))
@@ -90,19 +105,19 @@ def check_topics(admin: AdminClient, settings: EngineSettings, app: App) -> None
             "Create them first (the engine does not auto-create topics, so a typo cannot "
             "silently create a new one)."
         )
-    if app.stores:
-        counts = {t: len(topics[t].partitions) for t in [*settings.input_topics, *changelogs]}
-        if len(set(counts.values())) > 1:
-            raise TopicsMissing(
-                f"app {app.name} keeps state per partition, so its inputs and changelogs "
-                f"must have the same partition count; they have {counts}"
-            )
+    counts = {t: len(topics[t].partitions) for t in [*settings.input_topics, *changelogs]}
+    if app.stores and len(set(counts.values())) > 1:
+        raise TopicsMissing(
+            f"app {app.name} keeps state per partition, so its inputs and changelogs "
+            f"must have the same partition count; they have {counts}"
+        )
+    return Topology(meta.cluster_id or "", counts, topic_ids(admin, changelogs))
 
 
 def build_processor(settings: EngineSettings, app: App, until_caught_up: bool = False) -> Processor:
     settings = _effective_settings(settings, app)
     admin = make_admin(settings)
-    check_topics(admin, settings, app)
+    topology = check_topics(admin, settings, app)
     registry = make_registry(settings)
     decoders = {
         t: AvroDecoder(registry, c, subject_for(t)) if c else None for t, c in app.inputs.items()
@@ -123,26 +138,52 @@ def build_processor(settings: EngineSettings, app: App, until_caught_up: bool = 
         TopicCache(admin),
     )
     for store in app.stores:
-        store.bind(consumer_config(settings))
+        topic = store.changelog_topic
+        store.bind(
+            stores_dir(settings),
+            {"cluster": topology.cluster_id, "topic_id": topology.topic_ids.get(topic, "")},
+        )
     consumer = make_consumer(settings, partition_eof=until_caught_up)
     stop = threading.Event()
     me = client_id(settings)
+    changelogs = [store.changelog_topic for store in app.stores]
+    restorer = Restorer(app.stores, reader_config(settings), settings.restore_stall_s)
+    rebalance = Rebalance(
+        settings.input_topics,
+        consumer,
+        app.stores,
+        restorer,
+        topology.counts,
+        incremental(settings),
+    )
     return Processor(
         settings,
         runner,
         consumer,
-        make_committer(settings, consumer, stop),
+        make_committer(settings, consumer, stop, changelogs),
         CircuitBreaker.from_settings(settings),
         Redactor(settings.secrets()),
         stores=app.stores,
         until_caught_up=until_caught_up,
         stop=stop,
         twin=lambda: twin_member(admin, settings.group_id, me, consumer.memberid()),
+        rebalance=rebalance,
+    )
+
+
+def incremental(settings: EngineSettings) -> bool:
+    """Whether the group rebalances incrementally (cooperative), by its settings."""
+    return (
+        settings.group_protocol == "consumer"
+        or settings.partition_assignment_strategy == "cooperative-sticky"
     )
 
 
 def make_committer(
-    settings: EngineSettings, consumer: Consumer, stop: threading.Event
+    settings: EngineSettings,
+    consumer: Consumer,
+    stop: threading.Event,
+    changelogs: Sequence[str] = (),
 ) -> Committer:
     if settings.mode is Mode.EXACTLY_ONCE:
         return TransactionalCommitter(
@@ -150,6 +191,7 @@ def make_committer(
             consumer,
             settings.transaction_timeout_ms / 1000,
             stopping=stop.is_set,
+            watch=changelogs,
         )
     return AtLeastOnceCommitter(make_producer(settings), consumer)
 
@@ -170,6 +212,12 @@ def _effective_settings(settings: EngineSettings, app: App) -> EngineSettings:
         raise ConfigurationError(
             f"EOS_INPUT_TOPICS names {sorted(unknown)}, which app {app.name} "
             f"has no contract for (it reads {sorted(app.inputs)})"
+        )
+    if app.stores and set(settings.input_topics) != set(app.inputs):
+        raise ConfigurationError(
+            f"app {app.name} keeps state per partition of all its inputs "
+            f"({', '.join(sorted(app.inputs))}), so every instance reads all of them; "
+            "unset EOS_INPUT_TOPICS"
         )
     return settings
 

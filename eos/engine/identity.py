@@ -26,7 +26,7 @@ from urllib.parse import quote
 from eos.config import EngineSettings
 from eos.errors import ConfigurationError
 
-__all__ = ["InstanceClaim", "claim_instance"]
+__all__ = ["InstanceClaim", "claim_instance", "stores_dir"]
 
 
 class InstanceClaim:
@@ -80,6 +80,13 @@ def claim_instance(settings: EngineSettings) -> tuple[EngineSettings, InstanceCl
             resolved = settings.model_copy(update={"instance_id": name})
             return resolved, InstanceClaim(name, path, fd)
         slot += 1
+
+
+def stores_dir(settings: EngineSettings) -> Path:
+    """Where this instance keeps its local state stores: its own folder, used only by
+    the process holding its slot (`claim_instance`)."""
+    group_dir = _group_dir(settings.state_dir, settings.group_id)
+    return group_dir / "stores" / quote(settings.instance_id, safe="-_.")
 
 
 def _group_dir(state_dir: Path, group: str) -> Path:

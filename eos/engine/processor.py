@@ -21,7 +21,7 @@ from confluent_kafka import Consumer, KafkaError, TopicPartition
 
 from eos.config import EngineSettings
 from eos.engine import stats
-from eos.engine.assignment import Assignment, names, tps
+from eos.engine.assignment import names
 from eos.engine.backoff import backoff_s
 from eos.engine.batch import (
     BatchResult,
@@ -41,14 +41,15 @@ from eos.engine.dlq import (
     dlq_record,
     log_dead_letters,
 )
+from eos.engine.rebalance import Rebalance
 from eos.engine.records import Consumed, next_offsets
 from eos.engine.recovery import Recovered, Recovery
 from eos.engine.redact import Redactor
+from eos.engine.restore import RestoreStalled
 from eos.engine.state import StateStore
 from eos.engine.stats import OutageLog, ProgressLog, Stats
 from eos.engine.transaction import Committer, ProducerLost
 from eos.kafka.errors import TOPIC_ERRORS, ErrorClass, TransactionError, is_record_error
-from eos.kafka.metadata import PartitionCounts
 from eos.kafka.offsets import consumer_lag
 
 log = logging.getLogger("eos.processor")
@@ -72,6 +73,7 @@ class Processor:
         until_caught_up: bool = False,
         stop: threading.Event | None = None,
         twin: Callable[[], str | None] = lambda: None,
+        rebalance: Rebalance | None = None,
     ) -> None:
         self.settings = settings
         self.runner = runner
@@ -82,7 +84,8 @@ class Processor:
         self.stores = stores
         self.until_caught_up = until_caught_up
         self.stats = Stats()
-        self.assignment = Assignment(set(settings.input_topics), PartitionCounts(consumer))
+        self.rebalance = rebalance or Rebalance(settings.input_topics, consumer, stores)
+        self.assignment = self.rebalance.assignment
         self._progress = ProgressLog(
             self.stats, lambda: consumer_lag(consumer, self.assignment.partitions)
         )
@@ -126,6 +129,7 @@ class Processor:
                 self.settings.mode.value,
             )
             while not self._stop.is_set():
+                self.rebalance.restore_step()
                 batch = self._consume()
                 if batch:
                     self.stats.first_batch_at = self.stats.first_batch_at or time.monotonic()
@@ -142,6 +146,9 @@ class Processor:
         except TransactionError as exc:
             log.error("stopping: %s. %s", exc, stats.advice(exc))
             code = stats.EXIT_FATAL
+        except RestoreStalled as exc:
+            log.error("stopping: %s", exc)
+            code = stats.EXIT_FATAL
         except BaseException:
             code = stats.EXIT_FATAL  # the caller reports it; the shutdown must not say "exit 0"
             raise
@@ -153,6 +160,7 @@ class Processor:
         # Each step on its own: a failing abort must not keep the consumer in the group.
         steps = [self.committer.close] if code == stats.EXIT_OK else []
         steps.append(self.consumer.close)  # leaves the group so partitions move at once
+        steps.append(self.rebalance.close)
         with exit_if_overdue(self.settings.shutdown_timeout_s, "shutdown"):
             for close in steps:
                 try:
@@ -164,25 +172,16 @@ class Processor:
         log.info("stopped (exit %d)", code)
         return code
 
-    def _on_assign(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        log.info("assigned %s", names(partitions))
-        # State first: no record of these partitions is returned before this returns.
-        for store in self.stores:
-            store.assigned({p.partition for p in partitions}, self.settings.restore_timeout_s)
-        self.assignment.assign(tps(partitions))
+    def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        self.rebalance.assigned(consumer, partitions)
 
     def _on_revoke(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        self._release(partitions)
+        self.rebalance.released(partitions)
         log.info("revoked %s", names(partitions))
 
     def _on_lost(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        self._release(partitions)
+        self.rebalance.released(partitions)
         log.warning("lost %s (another member may own them now)", names(partitions))
-
-    def _release(self, partitions: list[TopicPartition]) -> None:
-        dropped = self.assignment.release(tps(partitions))
-        for store in self.stores:
-            store.revoked(dropped)
 
     def _consume(self) -> list[Consumed]:
         messages = self.consumer.consume(
@@ -195,6 +194,8 @@ class Processor:
                 self._consumer_error(err, (msg.topic() or "", msg.partition() or 0))
                 continue
             rec = Consumed.from_message(msg)
+            if not self.rebalance.may_process(rec):
+                continue
             self.assignment.read_from(rec.tp)
             batch.append(rec)
         self.assignment.fetched()
@@ -335,8 +336,9 @@ class Processor:
                 self.committer.commit(next_offsets(result.records), [*result.outputs, *dlq])
             except ProducerLost as lost:
                 self._recovery.recover(result, lost, self.assignment.partitions)
+        delivered = self.committer.delivered()
         for store in self.stores:
-            store.commit_batch()
+            store.commit_batch(delivered)
         if self.until_caught_up:
             self.assignment.wrote(result.outputs)
         self.stats.committed(len(result.records), len(result.outputs), len(dlq))

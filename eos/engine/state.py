@@ -1,14 +1,18 @@
 """State that is exactly as durable as the outputs: a store backed by a changelog topic.
 
-Each store keeps, per input partition, a dict of JSON values in memory. A batch's
-changes are staged; they reach the compacted changelog topic as records of the batch's
-own transaction (same partition number as the input), and are applied in memory only
-after that transaction commits. On assignment a partition's state is rebuilt from its
-changelog partition, read_committed, so it matches the committed input offsets exactly:
-no posting is lost or applied twice across SIGKILL or rebalance. The rebuild reads to the
-high watermark, not to the first end-of-partition: a read_committed consumer reports that
-end before a transaction still open (say a stalled former owner's), and the committed
-offsets it will be matched with wait for that transaction too.
+Each store partition lives on local disk (`LocalDB`: a RocksDB per store partition under
+the state directory) with the changelog offset it has applied up to. A batch's changes
+are staged; they reach the compacted changelog topic as records of the batch's own
+transaction (same partition number as the input), and are written locally only after
+that transaction commits, with the offset the changelog gave the last of them. So the
+local store is never ahead of the committed changelog; after a SIGKILL between the
+commit and the local write it is behind, and the restore reads that transaction again.
+
+A partition is restored (`eos.engine.restore.Restorer`, in the run loop, not in the
+rebalance callback) from its local checkpoint to the changelog's high watermark,
+read_committed; only then does the transform see its records. Reading to the high
+watermark, not to the first end-of-partition, waits for a transaction still open (a
+stalled former owner's): the committed offsets it is matched with wait for it too.
 
 Inputs that share a store must be co-partitioned (same partition count, same keys):
 partition p of every input maps to changelog partition p.
@@ -18,15 +22,14 @@ from __future__ import annotations
 
 import json
 import logging
-import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
+from pathlib import Path
 from typing import Any
 
-from confluent_kafka import Message
-
-from eos.kafka.clients import connection_config
+from eos.engine.localdb import LocalDB, Write
 from eos.kafka.produce import Encoded
-from eos.kafka.reader import read_topics
+
+__all__ = ["StateStore"]
 
 log = logging.getLogger("eos.state")
 
@@ -36,17 +39,25 @@ Staged = tuple[Any, bytes | None]  # the value (or _DELETED) and its changelog p
 
 
 class StateStore:
-    def __init__(self, name: str, changelog_topic: str) -> None:
+    """A store of JSON values by string key, per partition. `ordered`: the store can be
+    walked oldest write first (`committed_items`), for expiry."""
+
+    def __init__(self, name: str, changelog_topic: str, ordered: bool = False) -> None:
         self.name = name
         self.changelog_topic = changelog_topic
-        self._data: dict[int, dict[str, Any]] = {}
+        self.ordered = ordered
+        self._dbs: dict[int, LocalDB] = {}
+        self._ready: set[int] = set()
         self._batch: dict[Key, Staged] = {}
         self._record: dict[Key, Staged] = {}
-        self._reader_config: dict[str, Any] = {}
+        self._directory: Path | None = None
+        self._identity: dict[str, str] = {}
 
-    def bind(self, reader_config: Mapping[str, Any]) -> None:
-        """Where to restore from: the connection settings for the changelog reader."""
-        self._reader_config = connection_config(reader_config)
+    def bind(self, directory: Path, identity: Mapping[str, str]) -> None:
+        """Where its partitions live on disk, and what they must have been made for (the
+        cluster, the changelog topic's id): a local store made for another is rebuilt."""
+        self._directory = directory / self.name
+        self._identity = {**identity, "topic": self.changelog_topic}
 
     # -- what a transform uses ------------------------------------------------------------
 
@@ -55,7 +66,8 @@ class StateStore:
             if (partition, key) in layer:
                 value = layer[(partition, key)][0]
                 return default if value is _DELETED else value
-        return self._data.get(partition, {}).get(key, default)
+        payload = self._db(partition).get(key.encode())
+        return default if payload is None else json.loads(payload)
 
     def put(self, partition: int, key: str, value: Any) -> None:
         """Stage a write. Encoded here, so a value JSON cannot hold fails the transform
@@ -70,13 +82,18 @@ class StateStore:
         self._stage(partition, key, (_DELETED, None))
 
     def _stage(self, partition: int, key: str, staged: Staged) -> None:
-        if partition not in self._data:
-            raise KeyError(f"store {self.name}: partition {partition} is not assigned here")
+        self._db(partition)
         self._record[(partition, key)] = staged
+
+    def _db(self, partition: int) -> LocalDB:
+        if partition not in self._ready:
+            raise KeyError(f"store {self.name}: partition {partition} is not ready here")
+        return self._dbs[partition]
 
     def committed_items(self, partition: int) -> Iterator[tuple[str, Any]]:
         """Committed entries of a partition, oldest write first (for expiry scans)."""
-        return iter(list(self._data.get(partition, {}).items()))
+        for key, payload in self._db(partition).in_write_order():
+            yield key.decode(), json.loads(payload)
 
     # -- what the engine calls ------------------------------------------------------------
 
@@ -96,63 +113,42 @@ class StateStore:
             for (partition, key), (_value, payload) in self._batch.items()
         ]
 
-    def commit_batch(self) -> None:
-        """The batch's transaction committed: make its writes the store's state."""
-        for (partition, key), (value, _payload) in self._batch.items():
-            data = self._data.setdefault(partition, {})
-            if value is _DELETED:
-                data.pop(key, None)
-            else:
-                data.pop(key, None)  # re-insert so dict order stays write order
-                data[key] = value
+    def commit_batch(self, delivered: Mapping[tuple[str, int], int] | None = None) -> None:
+        """The batch's transaction committed: write its changes locally. `delivered`
+        gives the changelog offset of the last record of each partition it wrote; the
+        checkpoint moves past it (unknown: it stays, which is safe, see LocalDB)."""
+        writes: dict[int, list[Write]] = {}
+        for (partition, key), (_value, payload) in self._batch.items():
+            writes.setdefault(partition, []).append((key.encode(), payload))
+        for partition, changes in writes.items():
+            last = (delivered or {}).get((self.changelog_topic, partition))
+            self._dbs[partition].apply(changes, None if last is None else last + 1)
         self.begin_batch()
 
-    def assigned(self, partitions: Iterable[int], timeout: float) -> None:
-        new = sorted(set(partitions) - set(self._data))
-        if new:
-            self._restore(new, timeout)
+    # -- what the restorer calls ------------------------------------------------------------
 
-    def revoked(self, partitions: Iterable[int]) -> None:
-        for partition in partitions:
-            self._data.pop(partition, None)
+    def open(self, partition: int) -> LocalDB:
+        """The partition's local store, opened if it is not (not ready until restored)."""
+        db = self._dbs.get(partition)
+        if db is None:
+            if self._directory is None:
+                raise RuntimeError(f"store {self.name} was not bound to a state directory")
+            identity = {**self._identity, "partition": str(partition)}
+            db = LocalDB(self._directory / str(partition), identity, self.ordered)
+            self._dbs[partition] = db
+        return db
+
+    def ready(self, partition: int) -> bool:
+        return partition in self._ready
+
+    def mark_ready(self, partition: int) -> None:
+        self._ready.add(partition)
+
+    def close(self, partitions: set[int] | None = None) -> None:
+        """Close local stores (all when None); their files stay for a later assignment."""
+        for partition in list(self._dbs) if partitions is None else partitions:
+            self._ready.discard(partition)
+            db = self._dbs.pop(partition, None)
+            if db is not None:
+                db.close()
         self.begin_batch()
-
-    def _restore(self, partitions: list[int], timeout: float) -> None:
-        started = time.monotonic()
-        restored: dict[int, dict[str, Any]] = {p: {} for p in partitions}
-        count = 0
-
-        def apply(msg: Message) -> None:
-            nonlocal count
-            data = restored[msg.partition() or 0]
-            key = (msg.key() or b"").decode()
-            data.pop(key, None)  # re-insert so dict order stays write order
-            value = msg.value()
-            if value is not None:
-                data[key] = json.loads(value)
-            count += 1
-
-        try:
-            missing = read_topics(
-                self._reader_config,
-                {self.changelog_topic: apply},
-                timeout,
-                partitions={self.changelog_topic: partitions},
-            )
-        except TimeoutError as exc:
-            raise RuntimeError(
-                f"restoring store {self.name} from {self.changelog_topic}: {exc}"
-            ) from exc
-        if missing:
-            raise RuntimeError(
-                f"store {self.name}: changelog topic {self.changelog_topic} does not exist; "
-                "create it (compacted, as many partitions as the inputs) before starting"
-            )
-        self._data.update(restored)
-        log.info(
-            "restored store %s partitions %s from %d changelog records in %.1fs",
-            self.name,
-            partitions,
-            count,
-            time.monotonic() - started,
-        )

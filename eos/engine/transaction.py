@@ -14,14 +14,14 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from typing import Protocol, TypeVar
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 
 from eos.engine.deadline import Overdue, Stopping, call_within
 from eos.kafka.errors import ErrorClass, TransactionError, classify, kafka_error
-from eos.kafka.produce import Encoded, produce
+from eos.kafka.produce import Encoded, LastOffsets, produce
 
 __all__ = [
     "AtLeastOnceCommitter",
@@ -80,6 +80,7 @@ class Committer(Protocol):
     def abort(self) -> None: ...
     def recover(self) -> None: ...
     def close(self) -> None: ...
+    def delivered(self) -> dict[tuple[str, int], int]: ...
 
 
 class TransactionalCommitter:
@@ -91,8 +92,12 @@ class TransactionalCommitter:
         consumer: Consumer,
         transaction_timeout_s: float,
         stopping: Callable[[], bool] = lambda: False,
+        watch: Collection[str] = (),
     ) -> None:
+        """`watch`: topics whose last delivered offset per partition `delivered` reports
+        (the stores' changelogs: their local checkpoints)."""
         self._make_producer = make_producer
+        self._last = LastOffsets(watch)
         self._producer: Producer | None = None
         self._consumer = consumer
         self._timeout = transaction_timeout_s
@@ -130,6 +135,10 @@ class TransactionalCommitter:
         self._producer = None
         self.init()
 
+    def delivered(self) -> dict[tuple[str, int], int]:
+        """The last committed transaction's last offset per watched topic-partition."""
+        return self._last.offsets
+
     def commit(self, offsets: Sequence[TopicPartition], outputs: Sequence[Encoded]) -> None:
         """The step order of every batch:
 
@@ -162,6 +171,7 @@ class TransactionalCommitter:
             deadline_s=self._remaining(),
         )
         self._open = self._in_doubt = False
+        producer.poll(0)  # delivery reports not yet served (all are in: it flushed)
 
     def abort(self) -> None:
         if not self._open:
@@ -194,9 +204,11 @@ class TransactionalCommitter:
         return max(self._began + self._timeout - time.monotonic(), 0.0) + GRACE_S
 
     def _produce_all(self, producer: Producer, outputs: Sequence[Encoded]) -> None:
-        for out in outputs:
+        watched = self._last.last_of_each(outputs)
+        for i, out in enumerate(outputs):
+            callback = self._last.on_delivery if i in watched else None
             try:
-                produce(producer, out, wait_s=self._remaining())
+                produce(producer, out, callback, wait_s=self._remaining())
             except BufferError as exc:
                 err = KafkaError(KafkaError._QUEUE_FULL, str(exc))
                 raise TransactionError(
@@ -293,6 +305,9 @@ class AtLeastOnceCommitter:
 
     def abort(self) -> None:
         pass
+
+    def delivered(self) -> dict[tuple[str, int], int]:
+        return {}  # local checkpoints stay where a restore left them: behind, safe
 
     def recover(self) -> None:
         pass  # never lost: it raises TransactionError only

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
-from confluent_kafka import Consumer
+from confluent_kafka import Consumer, KafkaException, TopicCollection
 from confluent_kafka.admin import AdminClient
 
-__all__ = ["PartitionCounts", "TopicCache", "twin_member"]
+__all__ = ["PartitionCounts", "TopicCache", "current_counts", "topic_ids", "twin_member"]
 
 Client = Consumer | AdminClient
 
@@ -75,3 +75,33 @@ def twin_member(
         if member.client_id == client_id and member.member_id != me:
             return f"member {member.member_id} on host {member.host}"
     return None
+
+
+def current_counts(client: Client, topics: Iterable[str], timeout: float = 10.0) -> dict[str, int]:
+    """Each topic's partition count as the cluster says now; a topic the cluster cannot
+    describe at the moment (a broker settling) is left out."""
+    out: dict[str, int] = {}
+    for topic in topics:
+        try:
+            meta: Any = client.list_topics(topic, timeout=timeout).topics.get(topic)
+        except KafkaException:
+            continue
+        if meta is not None and meta.error is None and meta.partitions:
+            out[topic] = len(meta.partitions)
+    return out
+
+
+def topic_ids(admin: AdminClient, topics: Iterable[str], timeout: float = 30.0) -> dict[str, str]:
+    """Each topic's id (a topic deleted and created again gets a new one); a topic whose
+    id cannot be had now is left out."""
+    names = list(topics)
+    if not names:
+        return {}
+    out: dict[str, str] = {}
+    futures = admin.describe_topics(TopicCollection(names), request_timeout=timeout)
+    for name, future in futures.items():
+        try:
+            out[name] = str(future.result(timeout=timeout).topic_id)
+        except KafkaException:
+            continue
+    return out

@@ -95,6 +95,10 @@ class Offsets:
         """Each partition's end counting every record written (open transactions too)."""
         return self._ends(partitions, IsolationLevel.READ_UNCOMMITTED)
 
+    def log_starts(self, partitions: Iterable[TP]) -> dict[TP, int]:
+        """Each partition's first offset still in the log (retention moves it on)."""
+        return self._ends(partitions, IsolationLevel.READ_UNCOMMITTED, earliest=True)
+
     def last_stable(self, partitions: Iterable[TP]) -> dict[TP, int]:
         """Each partition's end as a read_committed consumer sees it."""
         return self._ends(partitions, IsolationLevel.READ_COMMITTED)
@@ -129,9 +133,11 @@ class Offsets:
             consumer.close()
         self._consumers.clear()
 
-    def _ends(self, partitions: Iterable[TP], level: IsolationLevel) -> dict[TP, int]:
-        latest = OffsetSpec.latest()  # type: ignore[no-untyped-call]
-        wanted = {TopicPartition(t, p): latest for t, p in partitions}
+    def _ends(
+        self, partitions: Iterable[TP], level: IsolationLevel, earliest: bool = False
+    ) -> dict[TP, int]:
+        spec = OffsetSpec.earliest() if earliest else OffsetSpec.latest()  # type: ignore[no-untyped-call]
+        wanted = {TopicPartition(t, p): spec for t, p in partitions}
         if not wanted:
             return {}
 

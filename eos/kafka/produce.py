@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Sequence
 from typing import Any, NamedTuple, cast
 
 from confluent_kafka import KafkaError, Message, Producer
 
-__all__ = ["Encoded", "produce"]
+__all__ = ["Encoded", "LastOffsets", "produce"]
 
 
 class Encoded(NamedTuple):
@@ -45,3 +45,32 @@ def produce(
             if give_up is not None and time.monotonic() > give_up:
                 raise
             producer.poll(0.05)  # let deliveries drain
+
+
+class LastOffsets:
+    """The offsets the cluster gave the last record of each watched topic-partition in a
+    set of records. A partition's records are delivered in order, so only the last one of
+    each carries a delivery callback; records with no explicit partition are not watched."""
+
+    def __init__(self, topics: Collection[str]) -> None:
+        self._topics = frozenset(topics)
+        self._offsets: dict[tuple[str, int], int] = {}
+
+    def last_of_each(self, outputs: Sequence[Encoded]) -> set[int]:
+        """Indexes into `outputs` of the records to watch; forgets earlier offsets."""
+        self._offsets = {}
+        if not self._topics:
+            return set()
+        last: dict[tuple[str, int], int] = {}
+        for i, out in enumerate(outputs):
+            if out.topic in self._topics and out.partition >= 0:
+                last[(out.topic, out.partition)] = i
+        return set(last.values())
+
+    def on_delivery(self, err: KafkaError | None, msg: Message) -> None:
+        if err is None:
+            self._offsets[(msg.topic() or "", msg.partition() or 0)] = msg.offset() or 0
+
+    @property
+    def offsets(self) -> dict[tuple[str, int], int]:
+        return dict(self._offsets)

@@ -55,7 +55,7 @@ class Ledger:
         self.topic_exists = topic_exists
         self.forbidden_replies = settings.own_topics()
         self.balances = StateStore("balances", settings.balances_changelog)
-        self.seen = StateStore("dedup", settings.dedup_changelog)
+        self.seen = StateStore("dedup", settings.dedup_changelog, ordered=True)
         self.dedup = Dedup(self.seen, settings.dedup_window_s)
         self.duplicates = 0
 

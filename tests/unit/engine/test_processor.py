@@ -22,6 +22,7 @@ from eos.engine.records import Consumed, Encoded
 from eos.engine.redact import Redactor
 from eos.engine.state import StateStore
 from eos.kafka.errors import ErrorClass, TransactionError
+from tests.unit.stores import make_ready
 
 IN, OUT, DLQ = "in", "out", "in.dlq"
 POISON = b"poison"
@@ -39,6 +40,9 @@ class FakeConsumer:
 
     def assignment(self) -> list[TopicPartition]:
         return self.partitions
+
+    def incremental_assign(self, partitions: list[TopicPartition]) -> None:
+        pass
 
     def pause(self, partitions: list[TopicPartition]) -> None:
         self.paused += 1
@@ -96,6 +100,9 @@ class FakeCommitter:
     def abort(self) -> None:
         self.aborts += 1
         self.open = False
+
+    def delivered(self) -> dict[tuple[str, int], int]:
+        return {}
 
     def recover(self) -> None:
         self.open = False
@@ -392,7 +399,7 @@ def test_a_record_the_dlq_refuses_too_stops_the_processor_instead_of_looping() -
 
 def test_the_state_writes_of_a_dead_lettered_record_are_not_applied() -> None:
     store = StateStore("seen", "seen.changelog")
-    store._data = {0: {}, 1: {}}
+    make_ready(store, [0, 1])
 
     def remember(record: InputRecord) -> list[OutputRecord]:
         store.put(record.partition, (record.key or b"").decode(), record.offset)
@@ -414,7 +421,7 @@ def test_the_state_writes_of_a_dead_lettered_record_are_not_applied() -> None:
 
 def test_a_state_value_json_cannot_hold_fails_only_its_record() -> None:
     store = StateStore("seen", "seen.changelog")
-    store._data = {0: {}, 1: {}}
+    make_ready(store, [0, 1])
 
     def remember(record: InputRecord) -> list[OutputRecord]:
         value: object = {1, 2} if record.value == b"set" else "ok"

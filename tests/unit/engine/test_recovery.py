@@ -23,6 +23,7 @@ from tests.unit.engine.test_processor import (
     _processor,
     _records,
 )
+from tests.unit.stores import make_ready
 
 
 class RewindingConsumer(FakeConsumer):
@@ -83,7 +84,7 @@ def test_a_lost_producer_is_replaced_and_the_partitions_rewound_to_the_committed
     processor.consumer = cast(Consumer, consumer)
     processor._recovery._consumer = cast(Consumer, consumer)
     store = StateStore("count", "count.changelog")
-    store._data = {0: {}, 1: {}}
+    make_ready(store, [0, 1])
     processor.stores = [store]
     processor._recovery._stores = [store]
     processor.runner = BatchRunner(_counting(store), {IN: None}, {}, 5, [store])

@@ -11,11 +11,13 @@ from typing import Any
 import pytest
 
 from eos.engine.api import InputRecord, OutputRecord, PermanentError
+from eos.engine.state import StateStore
 from eos.ledger import app as ledger_app
 from eos.ledger.app import CORRELATION_ID, REPLY_TO, Ledger
 from eos.ledger.dedup import PURGE_EVERY
 from eos.ledger.models import PaymentOutcome, PaymentRejection, PaymentRequest
 from eos.ledger.settings import LedgerSettings
+from tests.unit.stores import make_ready
 
 REPLIES = "replies.client"
 FUNDS = "ext:bank"
@@ -27,7 +29,7 @@ class Books:
         self.s = settings
         self.ledger = Ledger(settings, "i", 1, lambda topic: True)
         for store in (self.ledger.balances, self.ledger.seen):
-            store._data = {0: {}}
+            make_ready(store, [0])
         self.offset = 0
 
     def send(
@@ -178,7 +180,7 @@ def test_an_id_remembered_as_a_bare_timestamp_is_still_a_duplicate() -> None:
     # Dedup changelogs written before outcomes were kept hold "seen at" only.
     books = Books()
     first = payment()
-    books.ledger.seen._data[0][f"D:{first.payment_id}"] = int(time.time() * 1000)
+    _commit(books.ledger.seen, {f"D:{first.payment_id}": int(time.time() * 1000)})
     assert books.send(first) == []
     assert books.ledger.duplicates == 1
 
@@ -186,14 +188,22 @@ def test_an_id_remembered_as_a_bare_timestamp_is_still_a_duplicate() -> None:
 def test_expired_ids_are_purged_whatever_their_form(monkeypatch: pytest.MonkeyPatch) -> None:
     books = Books(window_s=60)
     old_ms = int((time.time() - 120) * 1000)
-    seen = books.ledger.seen._data[0]
-    seen["D:old-bare"] = old_ms
-    seen["D:old-kept"] = {"t": old_ms, "f": "x", "s": "POSTED", "r": None, "b": 1}
+    old = {"t": old_ms, "f": "x", "s": "POSTED", "r": None, "b": 1}
+    _commit(books.ledger.seen, {"D:old-bare": old_ms, "D:old-kept": old})
     books.send(payment(FUNDS, 10**6, credit="acct-1"))
     for _ in range(PURGE_EVERY):
         books.send(payment(amount=1), reply=False)
+    seen = dict(books.ledger.seen.committed_items(0))
     assert "D:old-bare" not in seen and "D:old-kept" not in seen
     assert len(seen) == 2 * (PURGE_EVERY + 1)  # a debit and a credit id per payment
+
+
+def _commit(store: StateStore, values: dict[str, Any]) -> None:
+    """Values as if an earlier transaction had committed them."""
+    for key, value in values.items():
+        store.put(0, key, value)
+    store.end_record(True)
+    store.commit_batch()
 
 
 def test_a_key_that_is_not_utf8_is_misrouted_not_an_account() -> None:

@@ -1,0 +1,115 @@
+"""What an assignment or a revocation does to this member's partitions and stores.
+
+The callbacks do no slow work: an assignment records the partitions, checks the
+partition counts and pauses every input partition whose store partition is not ready
+(restoring, or not whole here: see `eos.engine.copartition`); the run loop then restores
+a slice at a time (`restore_step`) and resumes partitions as their stores are ready. A
+revocation closes the store partitions this member no longer has whole; their files
+stay, so a later assignment only reads the changelog past their checkpoints.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Collection, Mapping, Sequence
+
+from confluent_kafka import Consumer, TopicPartition
+
+from eos.engine.assignment import Assignment, names, tps
+from eos.engine.copartition import StorePartitions, check_counts
+from eos.engine.records import Consumed
+from eos.engine.restore import Restorer
+from eos.engine.state import StateStore
+from eos.kafka.metadata import PartitionCounts, current_counts
+
+__all__ = ["Rebalance"]
+
+log = logging.getLogger("eos.processor")
+
+
+class Rebalance:
+    def __init__(
+        self,
+        inputs: Collection[str],
+        consumer: Consumer,
+        stores: Sequence[StateStore] = (),
+        restorer: Restorer | None = None,
+        partition_counts: Mapping[str, int] | None = None,
+        incremental: bool = True,
+    ) -> None:
+        """`restorer` brings `stores` up to date after assignments; `partition_counts`:
+        the inputs' and changelogs' counts at the start (a change stops the processor);
+        `incremental`: the group's rebalance protocol is the cooperative one."""
+        self._inputs = inputs
+        self._consumer = consumer
+        self.assignment = self._assignment = Assignment(set(inputs), PartitionCounts(consumer))
+        self._stores = stores
+        self._restorer = restorer or Restorer(stores, {}, stall_s=120.0)
+        self._counts = dict(partition_counts or {})
+        self._incremental = incremental
+        self.parts = StorePartitions(inputs, bool(stores))
+
+    def assigned(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        log.info("assigned %s", names(partitions))
+        self._check_counts(partitions)
+        # Assigned here, not after the callback, so that the pause below holds.
+        (consumer.incremental_assign if self._incremental else consumer.assign)(partitions)
+        self._assignment.assign(tps(partitions))
+        if not self.parts.stateful:
+            return
+        owned = self._assignment.partitions
+        restore, split = self.parts.assigned(owned)
+        self._restorer.add(restore)
+        paused = self.parts.paused(owned)
+        if paused:
+            consumer.pause([TopicPartition(t, p) for t, p in paused])
+        if split:
+            log.warning(
+                "holding partition(s) %s of %s paused: only some inputs' partitions with "
+                "these numbers are assigned here, and a store partition is processed only "
+                "where all are (is another member subscribed to other topics?)",
+                sorted(split),
+                ",".join(self._inputs),
+            )
+
+    def _check_counts(self, partitions: list[TopicPartition]) -> None:
+        if not self._counts:
+            return
+        now = current_counts(self._consumer, self._counts)
+        for p in partitions:  # also what the assignor saw, which may be newer
+            if p.topic in self._counts:
+                now[p.topic] = max(now.get(p.topic, 0), p.partition + 1)
+        check_counts(self._counts, now)
+
+    def released(self, partitions: list[TopicPartition]) -> None:
+        self._assignment.release(tps(partitions))
+        gone = self.parts.released(self._assignment.partitions)
+        self._restorer.remove(gone)
+        for store in self._stores:
+            store.close(gone)
+
+    def may_process(self, rec: Consumed) -> bool:
+        """Whether `rec` may be processed; if not, it is read again once it may."""
+        if self.parts.may_process(rec.tp):
+            return True
+        self.parts.hold(rec.tp, rec.offset)
+        return False
+
+    def restore_step(self) -> None:
+        """Restore a slice, then resume the partitions whose stores are all ready."""
+        if not self._restorer.busy:
+            return
+        busy = bool(self.parts.active)  # others are processing: short slices
+        ready = self.parts.ready(self._restorer.step(0.2 if busy else 1.0))
+        if not ready:
+            return
+        for (topic, p), offset in self.parts.take_held(ready).items():
+            self._consumer.seek(TopicPartition(topic, p, offset))
+        resume = sorted(tp for tp in self._assignment.partitions if tp[1] in ready)
+        self._consumer.resume([TopicPartition(t, p) for t, p in resume])
+        log.info("store partition(s) %s ready; processing %s", sorted(ready), resume)
+
+    def close(self) -> None:
+        self._restorer.close()
+        for store in self._stores:
+            store.close()
