@@ -8,13 +8,15 @@ from pathlib import Path
 
 import click
 
-from eos.cli.common import CONTEXT_SETTINGS, exit_with, fail
+from eos.cli.common import CONTEXT_SETTINGS, SuggestingGroup, exit_with, fail
 from eos.errors import EosError
 
-__all__ = ["bench", "chaos", "demo"]
+__all__ = ["bench", "bench_state", "chaos", "demo"]
 
 
-@click.command("bench", context_settings=CONTEXT_SETTINGS)
+@click.group(
+    "bench", cls=SuggestingGroup, context_settings=CONTEXT_SETTINGS, invoke_without_command=True
+)
 @click.option("--records", type=int, default=200_000, show_default=True)
 @click.option("--partitions", type=int, default=6, show_default=True)
 @click.option("--latency-rate", type=int, default=5_000, show_default=True, help="Events/s.")
@@ -34,7 +36,9 @@ __all__ = ["bench", "chaos", "demo"]
     default=Path("bench-results/latest.json"),
     show_default=True,
 )
+@click.pass_context
 def bench(
+    ctx: click.Context,
     records: int,
     partitions: int,
     latency_rate: int,
@@ -47,8 +51,11 @@ def bench(
 
     Per mode, a processor process works through preloaded events until caught up
     (throughput), then another handles a steady stream (latency, p50 and p99). Prints a
-    table and writes the figures as JSON.
+    table and writes the figures as JSON. `eos bench state` benches the ledger's state
+    stores instead.
     """
+    if ctx.invoked_subcommand is not None:
+        return  # `eos bench state`: its own options, its own run
     from eos.tools.bench import BenchOptions
     from eos.tools.bench import bench as run_bench
 
@@ -65,6 +72,81 @@ def bench(
         run_bench(opts)
     except EosError as exc:
         fail(f"eos bench: {exc}", 1)
+
+
+@bench.command("state", context_settings=CONTEXT_SETTINGS)
+@click.option(
+    "--keys",
+    type=int,
+    default=10_000_000,
+    show_default=True,
+    help="Payment ids put in the dedup store (through its changelog) before the restores.",
+)
+@click.option("--partitions", type=int, default=6, show_default=True)
+@click.option(
+    "--payments",
+    type=int,
+    default=200_000,
+    show_default=True,
+    help="The backlog of each throughput run (keys present, then an empty store).",
+)
+@click.option("--accounts", type=int, default=200, show_default=True)
+@click.option(
+    "--dynamic-membership",
+    is_flag=True,
+    help="Processors join as dynamic members (EOS_STATIC_MEMBERSHIP=false): a SIGKILLed "
+    "one's restart then also waits for the group's session timeout.",
+)
+@click.option(
+    "--run-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Processor logs and state dirs (default: bench-results/state-<tag>/).",
+)
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=Path("bench-results/state.json"),
+    show_default=True,
+)
+@click.option("--check", is_flag=True, help="Exit 1 when a figure misses its bar.")
+def bench_state(
+    keys: int,
+    partitions: int,
+    payments: int,
+    accounts: int,
+    dynamic_membership: bool,
+    run_dir: Path | None,
+    out: Path,
+    check: bool,
+) -> None:
+    """The ledger's state stores at scale: restore, restarts, throughput, memory.
+
+    Fills the dedup changelog of a private ledger with KEYS decisions, then spawns `eos
+    run ledger` to time a full restore, a restart after SIGTERM and after SIGKILL, and
+    payments/s with the keys present and with an empty store; records the processors'
+    peak RSS. Prints the figures against their bars and writes them as JSON. Exit 0
+    unless the bench itself failed (or, with --check, a bar was missed).
+    """
+    from eos.tools.bench_state import StateBenchOptions
+    from eos.tools.bench_state import bench_state as run_bench_state
+
+    opts = StateBenchOptions(
+        keys=keys,
+        partitions=partitions,
+        payments=payments,
+        accounts=accounts,
+        static_membership=not dynamic_membership,
+        run_dir=run_dir,
+        out=out,
+    )
+    try:
+        result = run_bench_state(opts)
+    except EosError as exc:
+        fail(f"eos bench state: {exc}", 1)
+    missed = [name for name, bar in result["bars"].items() if bar["met"] is False]
+    if check and missed:
+        fail(f"eos bench state: bars missed: {', '.join(missed)}", 1)
 
 
 @click.command("demo", context_settings=CONTEXT_SETTINGS)
