@@ -184,9 +184,8 @@ class Processor:
         log.warning("lost %s (another member may own them now)", names(partitions))
 
     def _consume(self) -> list[Consumed]:
-        messages = self.consumer.consume(
-            self.settings.batch_max_records, self.settings.batch_max_ms / 1000
-        )
+        wait = 0.0 if self.rebalance.only_restoring else self.settings.batch_max_ms / 1000
+        messages = self.consumer.consume(self.settings.batch_max_records, wait)
         batch = []
         for msg in messages:
             err = msg.error()

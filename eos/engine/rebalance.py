@@ -95,6 +95,11 @@ class Rebalance:
         self.parts.hold(rec.tp, rec.offset)
         return False
 
+    @property
+    def only_restoring(self) -> bool:
+        """Restoring, with nothing to process meanwhile: no need to wait for records."""
+        return self._restorer.busy and not self.parts.active
+
     def restore_step(self) -> None:
         """Restore a slice, then resume the partitions whose stores are all ready."""
         if not self._restorer.busy:

@@ -80,6 +80,7 @@ class Restorer:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._stores = stores
+        self._names = {store.changelog_topic: store.name for store in stores}
         self._config = reader_config
         self._stall_s = stall_s
         self._clock = clock
@@ -202,9 +203,9 @@ class Restorer:
         return any(0 <= p.position < p.end for p in self._pending.values())
 
     def _read(self, timeout: float) -> None:
-        consumer = self._client()
+        consumer, names = self._client(), self._names
         for msg in consumer.consume(CHUNK, timeout):
-            part = self._pending.get((self._store_of(msg.topic() or ""), msg.partition() or 0))
+            part = self._pending.get((names.get(msg.topic() or "", ""), msg.partition() or 0))
             if part is None or part.position >= part.end:
                 continue
             offset = msg.offset() or 0
@@ -221,12 +222,6 @@ class Restorer:
         for part in self._pending.values():
             if part.writes:
                 self._flush(part, min(part.position, part.end))
-
-    def _store_of(self, topic: str) -> str:
-        for store in self._stores:
-            if store.changelog_topic == topic:
-                return store.name
-        return ""
 
     def _flush(self, part: _Partition, checkpoint: int | None) -> None:
         if part.db is None or (not part.writes and checkpoint in (None, part.db.checkpoint)):
