@@ -224,7 +224,8 @@ def chaos(
     Starts its own stack (own run folder and ports), N `eos run ledger` processes and a
     bounded-rate load, while processors are SIGKILLed and SIGSTOPped, brokers hard
     bounced and the registry restarted and blocked. Prints a table; exit 0 only when no
-    processor exited unexpectedly or went silent, every kill recovered in time, the
+    processor exited unexpectedly or went silent, every kill recovered in time (lag,
+    takeover of its partitions, commit gaps on the survivors), the
     ledger verifies and no transaction is left open.
     """
     from eos.tools.chaos import ChaosOptions

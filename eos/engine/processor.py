@@ -87,7 +87,9 @@ class Processor:
         self.rebalance = rebalance or Rebalance(settings.input_topics, consumer, stores)
         self.assignment = self.rebalance.assignment
         self._progress = ProgressLog(
-            self.stats, lambda: consumer_lag(consumer, self.assignment.partitions)
+            self.stats,
+            lambda: consumer_lag(consumer, self.assignment.partitions),
+            self.rebalance.describe_stores,
         )
         self._stop = stop or threading.Event()
         self._recovery = Recovery(

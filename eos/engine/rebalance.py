@@ -114,6 +114,19 @@ class Rebalance:
         self._consumer.resume([TopicPartition(t, p) for t, p in resume])
         log.info("store partition(s) %s ready; processing %s", sorted(ready), resume)
 
+    def describe_stores(self) -> str:
+        """For the progress line: the local stores' size and compaction still pending."""
+        if not self._stores:
+            return ""
+        totals = {"keys": 0, "bytes": 0, "pending": 0}
+        for store in self._stores:
+            for name, value in store.stats().items():
+                totals[name] += value
+        return (
+            f"; stores: {totals['keys']} keys, {totals['bytes'] / 1e6:.0f} MB on disk, "
+            f"{totals['pending'] / 1e6:.0f} MB to compact"
+        )
+
     def close(self) -> None:
         self._restorer.close()
         for store in self._stores:

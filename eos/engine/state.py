@@ -125,6 +125,14 @@ class StateStore:
             self._dbs[partition].apply(changes, None if last is None else last + 1)
         self.begin_batch()
 
+    def stats(self) -> dict[str, int]:
+        """Keys, bytes on disk and compaction still pending, over its open partitions."""
+        out = {"keys": 0, "bytes": 0, "pending": 0}
+        for db in self._dbs.values():
+            for name, value in db.stats().items():
+                out[name] += value
+        return out
+
     # -- what the restorer calls ------------------------------------------------------------
 
     def open(self, partition: int) -> LocalDB:

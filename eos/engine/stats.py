@@ -79,9 +79,16 @@ class ProgressLog:
     it cannot tell; it is informative only, so any error it raises reads as unknown.
     """
 
-    def __init__(self, stats: Stats, lag: Callable[[], int | None]) -> None:
+    def __init__(
+        self,
+        stats: Stats,
+        lag: Callable[[], int | None],
+        more: Callable[[], str] = lambda: "",
+    ) -> None:
+        """`more`: text appended to the line (the state stores' figures)."""
         self._stats = stats
         self._lag = lag
+        self._more = more
         self._last = time.monotonic()
 
     def maybe(self, force: bool = False) -> None:
@@ -94,9 +101,13 @@ class ProgressLog:
             lag = self._lag()
         except Exception:
             lag = None
+        try:
+            more = self._more()
+        except Exception:  # figures for the eye only: never a reason to stop
+            more = ""
         log.info(
             "processed %d records (%.0f/s), %d outputs, %d dead-lettered, %d transactions, "
-            "%d aborts, %d retries, %d recoveries; lag %s",
+            "%d aborts, %d retries, %d recoveries; lag %s%s",
             s.records,
             s.rate(),
             s.outputs,
@@ -106,6 +117,7 @@ class ProgressLog:
             s.retries,
             s.recoveries,
             "unknown" if lag is None else lag,
+            more,
         )
 
 

@@ -125,6 +125,18 @@ def summarize_restore(lines: Iterable[str]) -> RestoreSummary | None:
     return RestoreSummary(records, round(seconds, 3), len(parsed))
 
 
+_COMPACT = re.compile(r"stores: .* (\d+) MB to compact")
+
+
+def compaction_pending_mb(lines: Sequence[str]) -> int | None:
+    """The compaction still pending in the processor's last progress line that says."""
+    for line in reversed(lines):
+        match = _COMPACT.search(line)
+        if match:
+            return int(match.group(1))
+    return None
+
+
 def status_mb(status: str, field: str = "VmHWM") -> float | None:
     """A memory figure (VmHWM: the peak resident set; VmRSS: the current one) in MB from
     the text of /proc/<pid>/status."""

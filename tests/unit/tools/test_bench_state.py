@@ -23,6 +23,7 @@ from eos.tools.bench_state_report import (
     backlog_rate,
     bars,
     caught_up,
+    compaction_pending_mb,
     full_restore,
     parse_restore_line,
     processing_moments,
@@ -274,3 +275,14 @@ def test_a_failed_bench_exits_1_with_one_line(monkeypatch: pytest.MonkeyPatch) -
     assert out.output.strip().splitlines() == [
         "eos bench state: processor x exited with 1 during full restore (log y): boom"
     ]
+
+
+def test_the_compaction_still_pending_is_read_from_the_last_progress_line() -> None:
+    lines = [
+        "... processed 10 records (1/s), ...; lag 0; stores: 9 keys, 5 MB on disk, 7 MB to compact",
+        "... restored x[0]: 5 records in 0.1s",
+        "... processed 20 records (2/s), ...; lag 0; stores: 9 keys, 5 MB on disk, 0 MB to compact",
+    ]
+    assert compaction_pending_mb(lines) == 0
+    assert compaction_pending_mb(lines[:2]) == 7
+    assert compaction_pending_mb(["no stores here"]) is None
