@@ -36,12 +36,12 @@ log = logging.getLogger("eos.state")
 # Records handed to RocksDB per write batch, and read per consume call.
 CHUNK = 10_000
 # Prefetched changelog bytes kept in memory: bounded, whatever the store's size. These
-# keep a restore near 300,000 records/s at about 250 MB of peak RSS; the reader's bigger
-# fetches go a little faster at four times the memory.
+# read a changelog of 4 M dedup records at about 320,000 records/s with 260 MB of peak
+# RSS; 1 MB a partition halved the rate, the reader's 256 MB queue took 1 GB.
 FETCH_TUNING = {
     "queued.max.messages.kbytes": 8 * 1024,
-    "fetch.max.bytes": 8 * 1024 * 1024,
-    "max.partition.fetch.bytes": 1024 * 1024,
+    "fetch.max.bytes": 24 * 1024 * 1024,
+    "max.partition.fetch.bytes": 4 * 1024 * 1024,
 }
 
 
