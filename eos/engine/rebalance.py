@@ -118,13 +118,14 @@ class Rebalance:
         """For the progress line: the local stores' size and compaction still pending."""
         if not self._stores:
             return ""
-        totals = {"keys": 0, "bytes": 0, "pending": 0}
+        totals = {"keys": 0, "bytes": 0, "pending": 0, "compacting": 0}
         for store in self._stores:
             for name, value in store.stats().items():
                 totals[name] += value
         return (
             f"; stores: {totals['keys']} keys, {totals['bytes'] / 1e6:.0f} MB on disk, "
-            f"{totals['pending'] / 1e6:.0f} MB to compact"
+            f"{totals['pending'] / 1e6:.0f} MB to compact, "
+            f"{totals['compacting']} compaction(s) running"
         )
 
     def close(self) -> None:

@@ -127,7 +127,7 @@ class StateStore:
 
     def stats(self) -> dict[str, int]:
         """Keys, bytes on disk and compaction still pending, over its open partitions."""
-        out = {"keys": 0, "bytes": 0, "pending": 0}
+        out = {"keys": 0, "bytes": 0, "pending": 0, "compacting": 0}
         for db in self._dbs.values():
             for name, value in db.stats().items():
                 out[name] += value

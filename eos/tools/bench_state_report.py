@@ -125,15 +125,17 @@ def summarize_restore(lines: Iterable[str]) -> RestoreSummary | None:
     return RestoreSummary(records, round(seconds, 3), len(parsed))
 
 
-_COMPACT = re.compile(r"stores: .* (\d+) MB to compact")
+_COMPACT = re.compile(r"stores: .* (\d+) MB to compact, (\d+) compaction")
 
 
 def compaction_pending_mb(lines: Sequence[str]) -> int | None:
-    """The compaction still pending in the processor's last progress line that says."""
+    """The compaction still to do in the processor's last progress line that says: the
+    bytes RocksDB estimates, or 1 while a compaction runs; None when no line says."""
     for line in reversed(lines):
         match = _COMPACT.search(line)
         if match:
-            return int(match.group(1))
+            pending, running = int(match.group(1)), int(match.group(2))
+            return pending or min(running, 1)
     return None
 
 

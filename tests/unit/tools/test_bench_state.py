@@ -279,10 +279,12 @@ def test_a_failed_bench_exits_1_with_one_line(monkeypatch: pytest.MonkeyPatch) -
 
 def test_the_compaction_still_pending_is_read_from_the_last_progress_line() -> None:
     lines = [
-        "... processed 10 records (1/s), ...; lag 0; stores: 9 keys, 5 MB on disk, 7 MB to compact",
+        "... lag 0; stores: 9 keys, 5 MB on disk, 7 MB to compact, 1 compaction(s) running",
         "... restored x[0]: 5 records in 0.1s",
-        "... processed 20 records (2/s), ...; lag 0; stores: 9 keys, 5 MB on disk, 0 MB to compact",
+        "... lag 0; stores: 9 keys, 5 MB on disk, 0 MB to compact, 1 compaction(s) running",
+        "... lag 0; stores: 9 keys, 5 MB on disk, 0 MB to compact, 0 compaction(s) running",
     ]
     assert compaction_pending_mb(lines) == 0
+    assert compaction_pending_mb(lines[:3]) == 1  # still running, nothing else pending
     assert compaction_pending_mb(lines[:2]) == 7
     assert compaction_pending_mb(["no stores here"]) is None

@@ -1,0 +1,114 @@
+"""What an assignment does to a stateful member: pause, restore in the loop, resume."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any, cast
+
+from confluent_kafka import Consumer, TopicPartition
+
+from eos.engine.rebalance import Rebalance
+from eos.engine.records import Consumed
+from eos.engine.restore import Restorer
+from eos.engine.state import StateStore
+
+A, B = "payments", "credits"
+
+
+class Client:
+    """The consumer calls the rebalance makes, recorded."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, Any]] = []
+
+    def incremental_assign(self, partitions: list[TopicPartition]) -> None:
+        self.calls.append(("assign", _tps(partitions)))
+
+    def assign(self, partitions: list[TopicPartition]) -> None:
+        self.calls.append(("assign", _tps(partitions)))
+
+    def pause(self, partitions: list[TopicPartition]) -> None:
+        self.calls.append(("pause", _tps(partitions)))
+
+    def resume(self, partitions: list[TopicPartition]) -> None:
+        self.calls.append(("resume", _tps(partitions)))
+
+    def seek(self, partition: TopicPartition) -> None:
+        self.calls.append(("seek", (partition.topic, partition.partition, partition.offset)))
+
+
+class FakeRestorer:
+    """Ready when told: `finish(p)`."""
+
+    def __init__(self) -> None:
+        self.wanted: set[int] = set()
+        self.done: set[int] = set()
+        self.removed: set[int] = set()
+
+    @property
+    def busy(self) -> bool:
+        return bool(self.wanted)
+
+    def add(self, partitions: Iterable[int]) -> None:
+        self.wanted |= set(partitions)
+
+    def remove(self, partitions: Iterable[int]) -> None:
+        self.removed |= set(partitions)
+        self.wanted -= set(partitions)
+
+    def step(self, _budget: float) -> set[int]:
+        ready, self.done = self.done & self.wanted, set()
+        self.wanted -= ready
+        return ready
+
+    def close(self) -> None:
+        pass
+
+
+def _tps(partitions: list[TopicPartition]) -> list[tuple[str, int]]:
+    return sorted((p.topic, p.partition) for p in partitions)
+
+
+def _record(tp: tuple[str, int], offset: int) -> Consumed:
+    return Consumed(tp[0], tp[1], offset, 0, b"k", b"v", [])
+
+
+def _rebalance(client: Client, restorer: FakeRestorer) -> Rebalance:
+    store = StateStore("s", "s.changelog")
+    return Rebalance(
+        [A, B], cast(Consumer, client), [store], cast(Restorer, restorer), {}, incremental=True
+    )
+
+
+def test_new_partitions_stay_paused_until_their_stores_are_restored() -> None:
+    client, restorer = Client(), FakeRestorer()
+    rebalance = _rebalance(client, restorer)
+    given = [TopicPartition(t, p) for t in (A, B) for p in (0, 1)]
+    rebalance.assigned(cast(Consumer, client), given)
+    assert client.calls == [("assign", _tps(given)), ("pause", _tps(given))]
+    assert restorer.wanted == {0, 1}
+
+    # A record fetched before the pause took effect is not processed, and is read again.
+    assert not rebalance.may_process(_record((A, 0), 41))
+    restorer.done = {0}
+    rebalance.restore_step()
+    assert client.calls[2:] == [("seek", (A, 0, 41)), ("resume", [(B, 0), (A, 0)])]
+    assert rebalance.may_process(_record((B, 0), 7))
+    assert not rebalance.may_process(_record((B, 1), 7))
+
+
+def test_a_partition_with_only_some_inputs_here_is_never_restored_nor_processed() -> None:
+    client, restorer = Client(), FakeRestorer()
+    rebalance = _rebalance(client, restorer)
+    rebalance.assigned(cast(Consumer, client), [TopicPartition(A, 0), TopicPartition(A, 1)])
+    rebalance.assigned(cast(Consumer, client), [TopicPartition(B, 1)])
+    assert restorer.wanted == {1}  # partition 0 has no credits here
+    assert not rebalance.may_process(_record((A, 0), 1))
+
+
+def test_a_revoked_partition_stops_restoring() -> None:
+    client, restorer = Client(), FakeRestorer()
+    rebalance = _rebalance(client, restorer)
+    rebalance.assigned(cast(Consumer, client), [TopicPartition(A, 0), TopicPartition(B, 0)])
+    rebalance.released([TopicPartition(B, 0)])
+    assert restorer.removed == {0} and not restorer.busy
