@@ -172,8 +172,8 @@ class Restorer:
         try:
             lows = self._offsets.log_starts(wanted)
             highs = self._offsets.high_watermarks(wanted)
-        except KafkaException as exc:  # still settling: the next step asks again
-            log.warning("restore waits for the changelogs' offsets: %s", exc)
+        except (KafkaException, TimeoutError) as exc:  # a broker bouncing: ask again
+            log.warning("restore waits for the changelogs' offsets: %s", exc or "timed out")
             return
         for part, tp in zip(new, wanted, strict=True):
             self._start(part, lows[tp], highs[tp])
