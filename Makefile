@@ -48,7 +48,7 @@ demo: install
 	$(EOS) demo $(DEMO_ARGS)
 
 # The ledger's fault suite on a private 3-broker stack (ports 29192-29197 and 28081, its
-# own run folder): 1,000,000 payments at 5,000/s, 3 processors, 10 processor SIGKILLs,
+# own run folder): 1,000,000 payments at 2,000/s, 3 processors, 10 processor SIGKILLs,
 # 2 SIGSTOPs, 3 broker bounces, a registry restart and a 60 s registry block; then the
 # verifier. `CHAOS_ARGS="--payments 20000 --rate 2000 ..."` for a short run.
 chaos: install

@@ -181,7 +181,7 @@ def demo(payments: int, partitions: int, accounts: int, no_crash: bool) -> None:
 
 @click.command("chaos", context_settings=CONTEXT_SETTINGS)
 @click.option("--payments", type=int, default=1_000_000, show_default=True)
-@click.option("--rate", type=int, default=5_000, show_default=True, help="Payments/s.")
+@click.option("--rate", type=int, default=2_000, show_default=True, help="Payments/s.")
 @click.option("--processors", type=int, default=3, show_default=True)
 @click.option("--partitions", type=int, default=6, show_default=True)
 @click.option("--kills", type=int, default=10, show_default=True, help="Processor SIGKILLs.")
@@ -201,6 +201,13 @@ def demo(payments: int, partitions: int, accounts: int, no_crash: bool) -> None:
 )
 @click.option("--keep", is_flag=True, help="Leave the private stack running.")
 @click.option("--seed", type=int, default=7, show_default=True)
+@click.option(
+    "--kill-bars/--no-kill-bars",
+    default=True,
+    show_default=True,
+    help="Fail the run on a kill takeover over 15 s or a survivor commit gap over 2 s "
+    "(off: report them only).",
+)
 def chaos(
     payments: int,
     rate: int,
@@ -218,6 +225,7 @@ def chaos(
     run_dir: Path | None,
     keep: bool,
     seed: int,
+    kill_bars: bool,
 ) -> None:
     """The ledger under faults on a private 3-broker stack, then the verifier.
 
@@ -248,6 +256,7 @@ def chaos(
         run_dir=run_dir,
         keep=keep,
         seed=seed,
+        kill_bars=kill_bars,
     )
     try:
         code = run_chaos(opts)

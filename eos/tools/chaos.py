@@ -53,7 +53,7 @@ RECOVERY_BAR = 20.0  # seconds for the group's lag to come back after a kill
 @dataclass(frozen=True)
 class ChaosOptions:
     payments: int = 1_000_000
-    rate: int = 5_000
+    rate: int = 2_000
     processors: int = 3
     partitions: int = 6
     accounts: int = 300
@@ -69,6 +69,9 @@ class ChaosOptions:
     run_dir: Path | None = None
     keep: bool = False
     seed: int = 7
+    # Takeover and survivor-gap bars fail the run; off, they are reported only (a short
+    # run on a shared CI machine is about exactly-once, not about seconds).
+    kill_bars: bool = True
 
 
 @dataclass
@@ -322,6 +325,10 @@ def _hanging(engine: EngineSettings, tag: str) -> list[TP]:
         return open_transactions(offsets.last_stable(parts), offsets.high_watermarks(parts))
 
 
+def _bar(opts: ChaosOptions, bar: float) -> str:
+    return f"(bar {bar:.0f}s)" if opts.kill_bars else f"(bar {bar:.0f}s, reported only)"
+
+
 def _table(opts: ChaosOptions, out: _Outcome) -> int:
     recovery = max(out.recoveries, default=0.0)
     gap = max((c.gap for c in out.costs), default=0.0)
@@ -330,9 +337,9 @@ def _table(opts: ChaosOptions, out: _Outcome) -> int:
     rows += [
         ("kill recovery (max)", f"{recovery:.1f}s (bar {RECOVERY_BAR:.0f}s)"),
         ("kill recoveries", ", ".join(f"{r:.1f}s" for r in out.recoveries) or "-"),
-        ("kill takeover (max)", f"{takeover:.1f}s (bar {TAKEOVER_BAR:.0f}s)"),
+        ("kill takeover (max)", f"{takeover:.1f}s {_bar(opts, TAKEOVER_BAR)}"),
         ("kill takeovers", ", ".join(f"{c.takeover:.1f}s ({c.name})" for c in out.costs) or "-"),
-        ("survivor commit gap (max)", f"{gap:.1f}s (bar {GAP_BAR:.0f}s)"),
+        ("survivor commit gap (max)", f"{gap:.1f}s {_bar(opts, GAP_BAR)}"),
         ("survivor commit gaps", ", ".join(_gap(c) for c in out.costs) or "-"),
         ("faults after the load ended", str(out.after_load)),
         ("fault errors", "; ".join(out.fault_errors) or "none"),
@@ -352,8 +359,7 @@ def _table(opts: ChaosOptions, out: _Outcome) -> int:
         and not out.fault_errors
         and not out.unsettled
         and recovery <= RECOVERY_BAR
-        and takeover <= TAKEOVER_BAR
-        and gap <= GAP_BAR
+        and (not opts.kill_bars or (takeover <= TAKEOVER_BAR and gap <= GAP_BAR))
         and out.silence <= SILENCE_BAR
         and all(code == 0 for code in out.exit_codes.values())
     )

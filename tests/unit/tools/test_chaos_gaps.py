@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 from concurrent.futures import Future
+from dataclasses import replace
 from pathlib import Path
 from typing import cast
 
@@ -253,3 +254,13 @@ def test_faults_hold_the_steady_lock_through_a_bounce_only(
     faults.run([(0.0, "kill"), (0.0, "bounce"), (0.0, "pause")], timeline, threading.Event())
     assert held == [("kill", False), ("bounce", True), ("pause", False)]
     assert not steady.locked()
+
+
+def test_without_kill_bars_the_figures_are_reported_but_do_not_fail_the_run(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    slow = KillCost("p1", TAKEOVER_BAR + 5, GAP_BAR + 1, "h-1")
+    out = _Outcome(verified=True, recoveries=[5.0], costs=[slow])
+    assert _table(ChaosOptions(kill_bars=False), out) == 0
+    assert "reported only" in capsys.readouterr().out
+    assert _table(ChaosOptions(kill_bars=False), replace(out, verified=False)) == 1
