@@ -39,9 +39,8 @@ def check_subjects(
 ) -> list[SubjectCheck]:
     """Would registering each subject's contract be accepted under its rules?"""
     results = []
-    existing = set(registry.get_subjects())
     for subject, contract in sorted(subjects.items()):
-        if subject not in existing:
+        if not _registered(registry, subject):
             results.append(SubjectCheck(subject, "new", "not registered yet"))
             continue
         schema = Schema(contract.schema_str, "AVRO")
@@ -59,6 +58,17 @@ def check_subjects(
             )
         )
     return results
+
+
+def _registered(registry: SchemaRegistryClient, subject: str) -> bool:
+    """Asked of the subject itself: a registry lists its subjects a page at a time (an
+    Apicurio registry 1,000), so a subject past the first page was taken for new."""
+    try:
+        return bool(registry.get_versions(subject))
+    except SchemaRegistryError as exc:
+        if exc.http_status_code == 404:
+            return False
+        raise
 
 
 def register(
