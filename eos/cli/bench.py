@@ -205,8 +205,8 @@ def demo(payments: int, partitions: int, accounts: int, no_crash: bool) -> None:
     "--kill-bars/--no-kill-bars",
     default=True,
     show_default=True,
-    help="Fail the run on a kill takeover over 15 s or a survivor commit gap over 2 s "
-    "(off: report them only).",
+    help="Fail the run on a kill whose lag took over 20 s to come back, whose takeover "
+    "took over 15 s or that left a survivor 2 s without a commit (off: report them only).",
 )
 def chaos(
     payments: int,

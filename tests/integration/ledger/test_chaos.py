@@ -38,8 +38,8 @@ def test_short_chaos_run_holds_every_bar_and_verifies(tmp_path: Path) -> None:
         "--kafka-port", str(free_block(29292, 6)),
         "--registry-port", str(free_block(28181, 1)),
         "--run-dir", str(tmp_path / "run"),
-        # Takeover and survivor-gap seconds are make chaos's bars; this run is about
-        # exactly-once and surviving every fault on a shared machine.
+        # A kill's seconds (lag back, takeover, survivor gap) are make chaos's bars; this
+        # run is about exactly-once and surviving every fault on a shared machine.
         "--no-kill-bars",
     )  # fmt: skip
     result = subprocess.run(

@@ -264,3 +264,9 @@ def test_without_kill_bars_the_figures_are_reported_but_do_not_fail_the_run(
     assert _table(ChaosOptions(kill_bars=False), out) == 0
     assert "reported only" in capsys.readouterr().out
     assert _table(ChaosOptions(kill_bars=False), replace(out, verified=False)) == 1
+
+
+def test_without_kill_bars_a_slow_lag_recovery_is_reported_only() -> None:
+    out = _Outcome(verified=True, recoveries=[47.7], costs=[])
+    assert _table(ChaosOptions(kill_bars=False), out) == 0
+    assert _table(ChaosOptions(), out) == 1
