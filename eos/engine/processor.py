@@ -205,7 +205,7 @@ class Processor:
     def _consumer_error(self, err: KafkaError, tp: tuple[str, int]) -> None:
         if err.code() == KafkaError._PARTITION_EOF:
             self.assignment.reached_end(tp)
-        elif err.fatal():
+        elif err.fatal() or err.code() == KafkaError._FATAL:  # the event's own flag is unset
             raise TransactionError("consume", err, ErrorClass.FATAL)
         else:
             log.warning("consumer: %s", err.str())

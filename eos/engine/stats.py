@@ -156,4 +156,10 @@ def advice(exc: TransactionError) -> str:
             "Another instance with the same transactional.id started (this one is a "
             "zombie); it is safe to exit. Give each instance its own EOS_INSTANCE_ID."
         )
+    if exc.step == "consume":
+        return (
+            "The consumer cannot continue (with EOS_STATIC_MEMBERSHIP, the group can fence "
+            "a static member after its coordinator moves); restart the instance "
+            "(uncommitted work is redone)."
+        )
     return "The producer cannot continue; restart the instance (uncommitted work is redone)."

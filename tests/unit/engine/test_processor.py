@@ -21,6 +21,7 @@ from eos.engine.processor import Processor
 from eos.engine.records import Consumed, Encoded
 from eos.engine.redact import Redactor
 from eos.engine.state import StateStore
+from eos.engine.stats import advice
 from eos.kafka.errors import ErrorClass, TransactionError
 from tests.unit.stores import make_ready
 
@@ -249,6 +250,18 @@ def test_a_fatal_commit_error_stops_at_once_without_abort_or_split() -> None:
     assert committer.failed == 1
     assert committer.aborts == 0
     assert committer.commits == []
+
+
+def test_a_consumer_in_a_fatal_state_stops_the_processor_rather_than_idle() -> None:
+    # librdkafka reports its consumer's fatal state (a static member fenced after its
+    # coordinator moved) as an _FATAL event whose own fatal flag is not set.
+    processor, _ = _processor(FakeCommitter(lambda _outputs: None), [])
+    fenced = KafkaError(KafkaError._FATAL, "Static consumer fenced by other consumer")
+    assert not fenced.fatal()
+    with pytest.raises(TransactionError) as info:
+        processor._consumer_error(fenced, (IN, 0))
+    assert info.value.error_class is ErrorClass.FATAL
+    assert "consumer cannot continue" in advice(info.value)
 
 
 def test_an_unexpected_exception_is_isolated_in_the_same_transaction() -> None:
