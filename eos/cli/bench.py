@@ -208,6 +208,11 @@ def demo(payments: int, partitions: int, accounts: int, no_crash: bool) -> None:
     help="Fail the run on a kill whose lag took over 20 s to come back, whose takeover "
     "took over 15 s or that left a survivor 2 s without a commit (off: report them only).",
 )
+@click.option(
+    "--static-membership",
+    is_flag=True,
+    help="Run the processors with EOS_STATIC_MEMBERSHIP (a restart keeps its partitions).",
+)
 def chaos(
     payments: int,
     rate: int,
@@ -226,6 +231,7 @@ def chaos(
     keep: bool,
     seed: int,
     kill_bars: bool,
+    static_membership: bool,
 ) -> None:
     """The ledger under faults on a private 3-broker stack, then the verifier.
 
@@ -257,6 +263,7 @@ def chaos(
         keep=keep,
         seed=seed,
         kill_bars=kill_bars,
+        static_membership=static_membership,
     )
     try:
         code = run_chaos(opts)

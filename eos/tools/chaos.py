@@ -12,11 +12,12 @@ the survivors' longest commit gap and the killed processor's partitions' takeove
 ledger verified, no transaction left hanging (LSO == high watermark everywhere), and a
 table.
 
-The processors use static membership (EOS_STATIC_MEMBERSHIP: group.instance.id = the
-instance id, stable per slot, so a processor restarted after its SIGKILL has the same
-one): a restart within the session timeout gets its partitions back with no rebalance,
-so the survivors never stop for one, and the killed processor's partitions wait only for
-its restart rather than for the session timeout and a rebalance.
+`--static-membership` runs the processors with EOS_STATIC_MEMBERSHIP (group.instance.id =
+the instance id, stable per slot, so a processor restarted after its SIGKILL has the same
+one): a restart within the session timeout then gets its partitions back with no
+rebalance (unless it was the group's leader). Off by default: after a broker bounce that
+moved the group coordinator, the group fenced static members (FENCED_INSTANCE_ID, fatal
+to a librdkafka consumer), and the processors stopped.
 """
 
 from __future__ import annotations
@@ -73,6 +74,7 @@ class ChaosOptions:
     # they are reported only (a short run on a shared CI machine is about exactly-once
     # and surviving every fault, not about seconds).
     kill_bars: bool = True
+    static_membership: bool = False  # see the module doc
 
 
 @dataclass
@@ -119,7 +121,7 @@ def _env(opts: ChaosOptions, spec: StackSpec, tag: str, run_dir: Path) -> dict[s
         "EOS_TRANSACTIONAL_ID_PREFIX": tag,
         "EOS_TRANSACTION_TIMEOUT_MS": "15000",
         "EOS_SESSION_TIMEOUT_MS": "10000",
-        "EOS_STATIC_MEMBERSHIP": "true",  # a restart keeps its partitions: see above
+        "EOS_STATIC_MEMBERSHIP": "true" if opts.static_membership else "false",
         "EOS_STATE_DIR": str(run_dir / "state"),
         **LedgerSettings.with_prefix(tag).topic_env(),
     }
