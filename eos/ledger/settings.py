@@ -52,6 +52,19 @@ class LedgerSettings(BaseSettings):
         """The EOS_LEDGER_* variables that name these topics, for another process."""
         return {f"EOS_LEDGER_{f.upper()}": getattr(self, f) for f in TOPIC_FIELDS}
 
+    @classmethod
+    def private_env(cls, tag: str, bootstrap_servers: str, registry_url: str) -> dict[str, str]:
+        """The EOS_* variables of a processor of a private ledger named `tag`: its
+        cluster, its own group, DLQ and transactional ids, and its topics."""
+        return {
+            "EOS_BOOTSTRAP_SERVERS": bootstrap_servers,
+            "EOS_SCHEMA_REGISTRY_URL": registry_url,
+            "EOS_GROUP_ID": f"{tag}-ledger",
+            "EOS_DLQ_TOPIC": f"{tag}.dlq",
+            "EOS_TRANSACTIONAL_ID_PREFIX": tag,
+            **cls.with_prefix(tag).topic_env(),
+        }
+
     def own_topics(self) -> set[str]:
         """Topics the ledger reads or writes itself: never a reply-to target."""
         return {getattr(self, f) for f in TOPIC_FIELDS}

@@ -132,15 +132,10 @@ class _Bench:
     def _topic_set(self, tag: str) -> TopicSet:
         ledger = LedgerSettings.with_prefix(tag)
         env = {
-            "EOS_BOOTSTRAP_SERVERS": self.bootstrap,
-            "EOS_SCHEMA_REGISTRY_URL": self.registry_url,
-            "EOS_GROUP_ID": f"{tag}-ledger",
-            "EOS_DLQ_TOPIC": f"{tag}.dlq",
-            "EOS_TRANSACTIONAL_ID_PREFIX": tag,
+            **LedgerSettings.private_env(tag, self.bootstrap, self.registry_url),
             "EOS_INSTANCE_ID": f"{tag}-p",
             "EOS_STATE_DIR": str(self.run_dir / tag / "state"),
             "EOS_STATIC_MEMBERSHIP": str(self.opts.static_membership).lower(),
-            **ledger.topic_env(),
         }
         engine = EngineSettings(
             bootstrap_servers=self.bootstrap,

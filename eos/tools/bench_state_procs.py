@@ -31,6 +31,7 @@ from eos.config import EngineSettings, Mode
 from eos.errors import RunFailed
 from eos.kafka.clients import connection_config, consumer_config, make_registry, producer_config
 from eos.kafka.partitioner import partition_for
+from eos.kafka.produce import Encoded, produce
 from eos.ledger.app import REPLY_TO
 from eos.ledger.models import PaymentRequest
 from eos.ledger.settings import LedgerSettings
@@ -286,12 +287,7 @@ def fill_changelog(engine: EngineSettings, topic: str, keys: int, partitions: in
     progress = Progress("fill", keys)
     started = time.monotonic()
     for i, (key, value) in enumerate(_decisions(keys, now_ms)):
-        while True:
-            try:
-                producer.produce(topic, value, key, partition=i % partitions)
-                break
-            except BufferError:  # the local queue is full: let deliveries drain
-                producer.poll(0.05)
+        produce(producer, Encoded(topic, key.encode(), value.encode(), [], i % partitions))
         if i % 10_000 == 0:
             producer.poll(0)
             progress.update(i)

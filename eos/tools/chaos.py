@@ -114,16 +114,11 @@ def chaos(opts: ChaosOptions) -> int:
 
 def _env(opts: ChaosOptions, spec: StackSpec, tag: str, run_dir: Path) -> dict[str, str]:
     return {
-        "EOS_BOOTSTRAP_SERVERS": spec.bootstrap_servers,
-        "EOS_SCHEMA_REGISTRY_URL": str(spec.registry_url),
-        "EOS_GROUP_ID": f"{tag}-ledger",
-        "EOS_DLQ_TOPIC": f"{tag}.dlq",
-        "EOS_TRANSACTIONAL_ID_PREFIX": tag,
+        **LedgerSettings.private_env(tag, spec.bootstrap_servers, str(spec.registry_url)),
         "EOS_TRANSACTION_TIMEOUT_MS": "15000",
         "EOS_SESSION_TIMEOUT_MS": "10000",
         "EOS_STATIC_MEMBERSHIP": "true" if opts.static_membership else "false",
         "EOS_STATE_DIR": str(run_dir / "state"),
-        **LedgerSettings.with_prefix(tag).topic_env(),
     }
 
 

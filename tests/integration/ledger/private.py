@@ -46,13 +46,8 @@ def private_ledger(
     tag = f"{prefix}-{uuid.uuid4().hex[:8]}"
     ledger = LedgerSettings.with_prefix(tag)
     env = {
-        "EOS_BOOTSTRAP_SERVERS": cluster.bootstrap_servers,
-        "EOS_SCHEMA_REGISTRY_URL": cluster.schema_registry_url,
-        "EOS_GROUP_ID": f"{tag}-ledger",
-        "EOS_DLQ_TOPIC": f"{tag}.dlq",
-        "EOS_TRANSACTIONAL_ID_PREFIX": tag,
+        **LedgerSettings.private_env(tag, cluster.bootstrap_servers, cluster.schema_registry_url),
         **more_env,
-        **ledger.topic_env(),
     }
     engine = EngineSettings(
         bootstrap_servers=cluster.bootstrap_servers,
