@@ -134,7 +134,7 @@ def pipeline(eos_cluster: KafkaCluster) -> Iterator[Pipeline]:
         partitions=3,
     )
     # Setup registers the app's schemas; processors only look them up.
-    registry = SchemaRegistryClient({"url": eos_cluster.schema_registry_url})
+    registry = SchemaRegistryClient({"url": eos_cluster.schema_registry_url, "timeout": 10})
     compat.register_subjects(registry, app_subjects(build(p.settings())))
     yield p
     for proc in p.procs:

@@ -23,7 +23,7 @@ def _valid_bytes(pipeline: Pipeline, event: dict[str, object]) -> bytes:
     """A correctly encoded event, to corrupt on purpose."""
     from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
 
-    registry = SchemaRegistryClient({"url": pipeline.cluster.schema_registry_url})
+    registry = SchemaRegistryClient({"url": pipeline.cluster.schema_registry_url, "timeout": 10})
     schema = contract("event")
     schema_id = registry.register_schema(
         f"{pipeline.input}-value", Schema(schema.schema_str, "AVRO")

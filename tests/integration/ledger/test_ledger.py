@@ -88,7 +88,7 @@ class Books:
         assert producer.flush(30) == 0
 
     def registry(self) -> SchemaRegistryClient:
-        return SchemaRegistryClient({"url": self.cluster.schema_registry_url})
+        return SchemaRegistryClient({"url": self.cluster.schema_registry_url, "timeout": 10})
 
     def process(self) -> None:
         processor = build_processor(self.engine, build(self.engine), until_caught_up=True)

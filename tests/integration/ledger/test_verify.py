@@ -164,7 +164,7 @@ def books(eos_cluster: KafkaCluster) -> Iterator[Books]:
         dedup_changelog=f"ledger.dedup.changelog-{tag}",  # not read by the verifier
     )
     dlq = create_topic(eos_cluster, f"eos.dlq-{tag}", 1)
-    registry = SchemaRegistryClient({"url": eos_cluster.schema_registry_url})
+    registry = SchemaRegistryClient({"url": eos_cluster.schema_registry_url, "timeout": 10})
     producer = Producer(
         eos_cluster.client_config(
             partitioner="murmur2_random", acks="all", **{"enable.idempotence": True}

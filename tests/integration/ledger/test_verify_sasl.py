@@ -80,7 +80,7 @@ def books(sasl_stack: StackSpec, eos_cluster: KafkaCluster) -> Iterator[Books]:
             partitioner="murmur2_random", acks="all", **{"enable.idempotence": True}
         )
     )
-    registry = SchemaRegistryClient({"url": cluster.schema_registry_url})
+    registry = SchemaRegistryClient({"url": cluster.schema_registry_url, "timeout": 10})
     dlq = create_topic(cluster, f"eos.dlq-{tag}", 1)
     b = Books(cluster, ledger, dlq, registry, producer)
     b.register(ledger.payments_topic, "ledger/payment_request")

@@ -425,7 +425,7 @@ def test_registry_keeps_subjects_versions_and_ids_across_a_sigkill(stack: StackR
         f"payments-{tag}-value": [_avro("Payment", "id")],
         f"refunds-{tag}-value": [_avro("Refund", "id")],
     }
-    client = SchemaRegistryClient({"url": stack.registry_url})
+    client = SchemaRegistryClient({"url": stack.registry_url, "timeout": 10})
     ids = {
         subject: [client.register_schema(subject, schema) for schema in schemas]
         for subject, schemas in registered.items()
@@ -461,7 +461,7 @@ def test_registry_keeps_subjects_versions_and_ids_across_a_sigkill(stack: StackR
                 assert json.loads(stored.schema_str) == json.loads(str(schema.schema_str))
 
     # A new client each time: a client caches what it has seen.
-    client = SchemaRegistryClient({"url": stack.registry_url})
+    client = SchemaRegistryClient({"url": stack.registry_url, "timeout": 10})
     check(client)
     # The id counter carries on: a new schema gets an id no earlier schema had.
     shipment = f"shipments-{tag}-value"
@@ -476,7 +476,7 @@ def test_registry_keeps_subjects_versions_and_ids_across_a_sigkill(stack: StackR
     assert any(data.iterdir())
     _ok(stack.eos("down"))
     _ok(stack.up())
-    check(SchemaRegistryClient({"url": stack.registry_url}))
+    check(SchemaRegistryClient({"url": stack.registry_url, "timeout": 10}))
     down = _ok(stack.eos("down", "--wipe"))
     assert "stopped registry" in down
     assert not data.exists()
@@ -502,7 +502,7 @@ def test_a_processor_survives_a_frozen_broker_without_hanging_or_exiting(
         input_topics=[topics["input"]],
         output_topic=topics["output"],
     )
-    registry = SchemaRegistryClient({"url": cluster.schema_registry_url})
+    registry = SchemaRegistryClient({"url": cluster.schema_registry_url, "timeout": 10})
     compat.register_subjects(registry, app_subjects(build(settings)))
     events = make_events(3000)
     produce_avro(
