@@ -78,7 +78,7 @@ class Offsets:
         self._config = connection_config(config)
         self._admin = AdminClient(self._config)
         self._timeout = timeout
-        self._consumers: dict[str, Consumer] = {}
+        self._consumers: dict[tuple[str, bool], Consumer] = {}
 
     def partitions(self, topics: Iterable[str]) -> list[TP]:
         """Every partition of `topics`, in order; KeyError names a topic that is missing."""
@@ -103,20 +103,22 @@ class Offsets:
         """Each partition's end as a read_committed consumer sees it."""
         return self._ends(partitions, IsolationLevel.READ_COMMITTED)
 
-    def committed(self, group: str, partitions: Iterable[TP]) -> dict[TP, int]:
-        """The group's committed offset per partition (negative where it has none);
-        stable: an offset still inside an open transaction is waited for.
+    def committed(self, group: str, partitions: Iterable[TP], stable: bool = True) -> dict[TP, int]:
+        """The group's committed offset per partition (negative where it has none).
+        Stable: an offset still inside an open transaction is waited for; not stable:
+        the broker answers at once with the offsets of committed transactions only.
 
         Asked through a consumer of the group that never joins it, not the admin API:
         librdkafka crashes the process when an admin client's offset fetch meets a
         coordinator that is not ready yet (a cold broker)."""
-        consumer = self._consumers.get(group)
+        consumer = self._consumers.get((group, stable))
         if consumer is None:
-            consumer = self._consumers[group] = Consumer(
+            consumer = self._consumers[(group, stable)] = Consumer(
                 {
                     **self._config,
                     "group.id": group,
-                    "isolation.level": "read_committed",  # require stable offsets
+                    # read_committed makes librdkafka set require_stable on its fetch
+                    "isolation.level": "read_committed" if stable else "read_uncommitted",
                     "enable.auto.commit": False,
                 }
             )
