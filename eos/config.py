@@ -111,6 +111,9 @@ class EngineSettings(BaseSettings):
     transaction_timeout_ms: int = Field(default=60_000, ge=1000)
     max_poll_interval_ms: int = Field(default=300_000, ge=1000)
     session_timeout_ms: int = Field(default=45_000, ge=1000)
+    # How soon a member hears of a rebalance (classic protocol): under an eager assignor
+    # the others wait for it, so a takeover is this much shorter than librdkafka's 3 s.
+    heartbeat_interval_ms: int = Field(default=1000, ge=100)
 
     retry_max_attempts: int = Field(default=5, ge=1, description="per record, transient errors")
     backoff_initial_ms: int = Field(default=100, ge=1)
@@ -187,6 +190,12 @@ class EngineSettings(BaseSettings):
             raise ValueError(
                 f"EOS_BACKOFF_MAX_MS ({self.backoff_max_ms}) must be well below "
                 f"EOS_MAX_POLL_INTERVAL_MS ({self.max_poll_interval_ms})"
+            )
+        if self.heartbeat_interval_ms * 3 > self.session_timeout_ms:
+            raise ValueError(
+                f"EOS_HEARTBEAT_INTERVAL_MS ({self.heartbeat_interval_ms}) must be at most a "
+                f"third of EOS_SESSION_TIMEOUT_MS ({self.session_timeout_ms}), so a missed "
+                "heartbeat or two does not end the session"
             )
         if self.dlq_topic in self.input_topics:
             raise ValueError(f"EOS_DLQ_TOPIC ({self.dlq_topic}) is also an input topic")

@@ -67,6 +67,7 @@ def consumer_config(settings: EngineSettings) -> ConfigDict:
     else:
         config["partition.assignment.strategy"] = settings.partition_assignment_strategy
         config["session.timeout.ms"] = settings.session_timeout_ms
+        config["heartbeat.interval.ms"] = settings.heartbeat_interval_ms
     return config
 
 

@@ -112,3 +112,11 @@ def test_static_membership_names_the_instance_to_the_group() -> None:
     assert "group.instance.id" not in dynamic
     static = consumer_config(EngineSettings(instance_id="host-1", static_membership=True))
     assert static["group.instance.id"] == "host-1"
+
+
+def test_members_heartbeat_every_second_and_never_above_a_third_of_the_session() -> None:
+    config = consumer_config(EngineSettings(session_timeout_ms=6_000))
+    assert config["heartbeat.interval.ms"] == 1000
+    assert config["session.timeout.ms"] == 6000
+    with pytest.raises(ValidationError, match="EOS_HEARTBEAT_INTERVAL_MS"):
+        EngineSettings(session_timeout_ms=6_000, heartbeat_interval_ms=2_500)
