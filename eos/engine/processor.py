@@ -97,9 +97,8 @@ class Processor:
             consumer,
             stores,
             self.stats,
-            settings.auto_offset_reset == "earliest",
+            settings,
             self._back_off,
-            settings.transactional_id,
             twin,
         )
         self._registry = OutageLog("schema registry unavailable")

@@ -16,6 +16,7 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
+from eos.config import EngineSettings
 from eos.engine.batch import BatchResult
 from eos.engine.records import next_offsets
 from eos.engine.state import StateStore
@@ -31,6 +32,8 @@ log = logging.getLogger("eos.processor")
 # How long a fenced instance looks for a newer twin in its group before it decides the
 # fence was its own producer's (an epoch bump after a broker bounce) and recovers.
 TWIN_WAIT_S = 10.0
+# Past its session timeout, how long an earlier run of ours may take to leave the group.
+PREDECESSOR_MARGIN_S = 5.0
 
 
 class Recovered(Exception):
@@ -73,35 +76,77 @@ class Recovery:
         consumer: Consumer,
         stores: Sequence[StateStore],
         stats: Stats,
-        earliest: bool,
+        settings: EngineSettings,
         back_off: Callable[[int], None],
-        transactional_id: str,
         twin: Callable[[], str | None] = lambda: None,
     ) -> None:
-        """`twin` describes another live member of the group with our instance id, if
-        there is one: then a fence means it is a newer owner, not an epoch bump."""
+        """`twin` describes another member of the group with our instance id, if there
+        is one: then a fence means it is a newer owner, not an epoch bump; before we
+        join, it is an earlier run of ours, waited for up to its session timeout (and
+        not at all with static membership: the broker hands us its place at once)."""
         self._committer = committer
         self._consumer = consumer
         self._stores = stores
         self._stats = stats
-        self._earliest = earliest
+        self._earliest = settings.auto_offset_reset == "earliest"
         self._back_off = back_off
-        self._transactional_id = transactional_id
+        self._transactional_id = settings.transactional_id
         self._fences = FenceWatch()
         self._twin = twin
         self.twin_wait_s = TWIN_WAIT_S
+        self._predecessor_wait_s = (
+            0.0
+            if settings.static_membership
+            else settings.session_timeout_ms / 1000 + PREDECESSOR_MARGIN_S
+        )
 
     def start(self) -> None:
-        """The first producer; one that cannot start is replaced until one can."""
+        """The first producer (one that cannot start is replaced until one can), then
+        an earlier run of this instance waited out of the group."""
         attempt = 0
         while True:
             try:
                 self._committer.init() if attempt == 0 else self._committer.recover()
-                return
+                break
             except ProducerLost as lost:
                 attempt += 1
                 log.warning("starting the producer: %s; trying again", lost)
                 self._back_off(attempt)
+        self._await_predecessor()
+
+    def _await_predecessor(self) -> None:
+        """Join the group only once an earlier run of this instance has left it.
+
+        A run that was SIGKILLed stays a member until its session times out. A new
+        member joining before then starts a rebalance that cannot finish until it does,
+        and under an eager assignor every member has given up its partitions meanwhile:
+        the whole group stops. Joining just after, the others see one short rebalance.
+        Bounded by the session timeout and a margin."""
+        if self._predecessor_wait_s <= 0:
+            return
+        deadline = time.monotonic() + self._predecessor_wait_s
+        waiting = None
+        while time.monotonic() < deadline:
+            try:
+                earlier = self._twin()
+            except Exception as exc:  # the group cannot be described now: just join
+                log.warning("could not look for an earlier run in the group: %s", exc)
+                return
+            if earlier is None:
+                if waiting:
+                    log.info("the earlier run of this instance left the group; joining")
+                return
+            if waiting is None:
+                waiting = earlier
+                log.info(
+                    "an earlier run of this instance (%s) is still in the group; waiting "
+                    "up to %.0f s for its session to time out before joining, so the other "
+                    "members go on processing meanwhile",
+                    earlier,
+                    self._predecessor_wait_s,
+                )
+            self._back_off(3)
+        log.warning("the earlier run (%s) is still in the group; joining anyway", waiting)
 
     def recover(
         self, result: BatchResult | None, lost: ProducerLost, owned: Collection[TP]

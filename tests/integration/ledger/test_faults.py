@@ -187,6 +187,7 @@ def test_repeated_sigkill_mid_transaction_posts_every_payment_exactly_once(
     # run is left work to do (unpaced, the third run could finish it before its kill).
     loader = Loader(books, replace(LOAD, seed=2, rate=1_500))
     kills = 3
+    restarts: list[LedgerProcessor] = []
     for k in range(1, kills + 1):
         # Each run commits its own share first (the kill before was not the end
         # of it), then dies with a transaction open, mid-stream.
@@ -202,6 +203,7 @@ def test_repeated_sigkill_mid_transaction_posts_every_payment_exactly_once(
         # not stable, since the killed run's transaction stays open until fenced.
         committed_before_final = offsets.payments(stable=False)
         run = books.start(name)
+        restarts.append(run)
 
     inputs += loader.join(120)
     books.wait_caught_up(run, timeout=120)
@@ -214,6 +216,11 @@ def test_repeated_sigkill_mid_transaction_posts_every_payment_exactly_once(
     # part of the work (payments and credit legs), the killed runs the rest.
     everything = report.summary["inputs"] + report.summary["credit legs"]
     assert 0 < run.processed() < everything, run.tail()
+    # A restart joined the group only once the killed run had timed out of it (one
+    # slower to start than the 6 s session timeout would find it gone already).
+    waited = [r for r in restarts if r.logged("is still in the group; waiting")]
+    assert waited, run.tail()
+    assert all(r.logged("left the group; joining") for r in waited), waited[0].tail()
 
 
 def test_a_second_instance_joins_mid_run_and_leaves_again(books: Books) -> None:

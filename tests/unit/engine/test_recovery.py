@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from typing import cast
 
 import pytest
-from confluent_kafka import Consumer, KafkaError, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
+from eos.config import EngineSettings
+from eos.engine import recovery
 from eos.engine.api import InputRecord, OutputRecord
 from eos.engine.batch import BatchRunner
 from eos.engine.records import Encoded
-from eos.engine.recovery import FenceWatch, committed_through
+from eos.engine.recovery import FenceWatch, Recovery, committed_through
 from eos.engine.state import StateStore
+from eos.engine.stats import Stats
 from eos.engine.transaction import ProducerLost
 from eos.kafka.errors import ErrorClass, TransactionError
 from tests.unit.engine.test_processor import (
@@ -173,3 +177,52 @@ def test_committed_through_reads_the_batch_as_committed_only_if_every_offset_is_
     assert not committed_through(batch, {(IN, 0): 102, (IN, 1): 100})
     assert committed_through(batch, {(IN, 0): 102})  # partition 1 moved away meanwhile
     assert not committed_through(batch, {})
+
+
+def _starting(
+    twin: Callable[[], str | None], back_off: Callable[[int], None], **settings: object
+) -> Recovery:
+    consumer = cast(Consumer, FakeConsumer(set()))
+    committer = FakeCommitter(lambda _o: None)
+    config = EngineSettings(**settings)  # type: ignore[arg-type]
+    return Recovery(committer, consumer, [], Stats(), config, back_off, twin)
+
+
+def test_a_restart_joins_only_once_its_earlier_run_has_left_the_group() -> None:
+    answers = iter(["member m-1 on host /10.0.0.7"] * 3 + [None])
+    asked: list[str | None] = []
+    waits: list[int] = []
+
+    def twin() -> str | None:
+        asked.append(next(answers))
+        return asked[-1]
+
+    _starting(twin, waits.append, session_timeout_ms=55_000).start()
+    assert asked[-1] is None and len(asked) == 4
+    assert len(waits) == 3  # one wait per sighting of the earlier run, none after
+
+
+def test_the_wait_for_an_earlier_run_is_bounded_and_off_with_static_membership(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(recovery, "PREDECESSOR_MARGIN_S", 0.0)
+    asked: list[str] = []
+
+    def twin() -> str:
+        asked.append("member m-1 on host /10.0.0.7")
+        return asked[-1]
+
+    _starting(twin, lambda _a: None, static_membership=True).start()  # no wait, no look
+    assert asked == []
+    started = time.monotonic()
+    _starting(
+        twin, lambda _a: time.sleep(0.2), session_timeout_ms=1_000, heartbeat_interval_ms=300
+    ).start()
+    assert len(asked) > 1 and 1 <= time.monotonic() - started < 5  # gave up, joined
+
+
+def test_a_group_that_cannot_be_described_does_not_hold_the_start() -> None:
+    def twin() -> str | None:
+        raise KafkaException(KafkaError(KafkaError._TIMED_OUT))
+
+    _starting(twin, lambda _a: pytest.fail("waited")).start()
