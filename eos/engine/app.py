@@ -114,7 +114,11 @@ def check_topics(admin: AdminClient, settings: EngineSettings, app: App) -> Topo
     return Topology(meta.cluster_id or "", counts, topic_ids(admin, changelogs))
 
 
-def build_processor(settings: EngineSettings, app: App, until_caught_up: bool = False) -> Processor:
+def build_processor(
+    settings: EngineSettings, app: App, until_caught_up: bool = False, after_crash: bool = False
+) -> Processor:
+    """The processor and every client it uses. `after_crash`: this instance's previous run
+    on this host died without leaving the group (eos/engine/identity.py)."""
     settings = _effective_settings(settings, app)
     admin = make_admin(settings)
     topology = check_topics(admin, settings, app)
@@ -168,6 +172,7 @@ def build_processor(settings: EngineSettings, app: App, until_caught_up: bool = 
         stop=stop,
         twin=lambda: twin_member(admin, settings.group_id, me, consumer.memberid()),
         rebalance=rebalance,
+        after_crash=after_crash,
     )
 
 

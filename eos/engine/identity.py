@@ -31,11 +31,15 @@ __all__ = ["InstanceClaim", "claim_instance", "stores_dir"]
 
 class InstanceClaim:
     """A held instance slot; `release` (or the process ending) frees it. The lock file
-    stays: deleting it could let two processes lock two different files of one name."""
+    stays: deleting it could let two processes lock two different files of one name.
 
-    def __init__(self, instance_id: str, path: Path, fd: int) -> None:
+    `crashed` is the pid of the slot's previous holder when it ended without releasing
+    it (killed, or died): its file still named it. A clean release empties the file."""
+
+    def __init__(self, instance_id: str, path: Path, fd: int, crashed: str = "") -> None:
         self.instance_id = instance_id
         self.path = path
+        self.crashed = crashed
         self._fd: int | None = fd
 
     def release(self) -> None:
@@ -70,15 +74,15 @@ def claim_instance(settings: EngineSettings) -> tuple[EngineSettings, InstanceCl
                 f"host (pid {holder or 'unknown'}, lock {path}): give each process its own "
                 "EOS_INSTANCE_ID (or leave it unset to get a free slot), or stop the other one"
             )
-        return settings, InstanceClaim(name, path, fd)
+        return settings, InstanceClaim(name, path, fd, holder)
     slot = 0
     while True:
         path = group_dir / f"instance-{slot}.lock"
-        fd, _ = _try_lock(path)
+        fd, before = _try_lock(path)
         if fd is not None:
             name = f"{host}-{slot}"
             resolved = settings.model_copy(update={"instance_id": name})
-            return resolved, InstanceClaim(name, path, fd)
+            return resolved, InstanceClaim(name, path, fd, before)
         slot += 1
 
 
@@ -115,7 +119,8 @@ def _lock_name(instance_id: str, host: str) -> str:
 
 
 def _try_lock(path: Path) -> tuple[int | None, str]:
-    """(the locked fd with this pid written in it, "") or (None, the holder's pid)."""
+    """(the locked fd with this pid written in it, the pid an earlier holder left in it:
+    "" unless it died holding it) or (None, the live holder's pid)."""
     try:
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
     except OSError as exc:
@@ -131,6 +136,7 @@ def _try_lock(path: Path) -> tuple[int | None, str]:
         if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN):
             return None, holder
         raise ConfigurationError(f"cannot lock {path} ({exc.strerror})") from exc
+    before = os.pread(fd, 32, 0).decode("ascii", "replace").strip()
     os.ftruncate(fd, 0)
     os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
-    return fd, ""
+    return fd, before

@@ -74,6 +74,7 @@ class Processor:
         stop: threading.Event | None = None,
         twin: Callable[[], str | None] = lambda: None,
         rebalance: Rebalance | None = None,
+        after_crash: bool = False,
     ) -> None:
         self.settings = settings
         self.runner = runner
@@ -100,6 +101,7 @@ class Processor:
             settings,
             self._back_off,
             twin,
+            after_crash,
         )
         self._registry = OutageLog("schema registry unavailable")
 
@@ -118,7 +120,7 @@ class Processor:
             self._recovery.start()
             self.consumer.subscribe(
                 self.settings.input_topics,
-                on_assign=self._on_assign,
+                on_assign=self.rebalance.assigned,
                 on_revoke=self._on_revoke,
                 on_lost=self._on_lost,
             )
@@ -172,9 +174,6 @@ class Processor:
         self._progress.maybe(force=True)
         log.info("stopped (exit %d)", code)
         return code
-
-    def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        self.rebalance.assigned(consumer, partitions)
 
     def _on_revoke(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
         self.rebalance.released(partitions)

@@ -79,11 +79,13 @@ class Recovery:
         settings: EngineSettings,
         back_off: Callable[[int], None],
         twin: Callable[[], str | None] = lambda: None,
+        after_crash: bool = False,
     ) -> None:
         """`twin` describes another member of the group with our instance id, if there
-        is one: then a fence means it is a newer owner, not an epoch bump; before we
-        join, it is an earlier run of ours, waited for up to its session timeout (and
-        not at all with static membership: the broker hands us its place at once)."""
+        is one: then a fence means it is a newer owner, not an epoch bump. `after_crash`:
+        the run of this instance before us on this host ended without leaving the group;
+        its member is waited out of the group before we join (up to its session timeout;
+        not with static membership, where the broker hands us its place at once)."""
         self._committer = committer
         self._consumer = consumer
         self._stores = stores
@@ -96,7 +98,7 @@ class Recovery:
         self.twin_wait_s = TWIN_WAIT_S
         self._predecessor_wait_s = (
             0.0
-            if settings.static_membership
+            if settings.static_membership or not after_crash
             else settings.session_timeout_ms / 1000 + PREDECESSOR_MARGIN_S
         )
 
@@ -121,7 +123,9 @@ class Recovery:
         member joining before then starts a rebalance that cannot finish until it does,
         and under an eager assignor every member has given up its partitions meanwhile:
         the whole group stops. Joining just after, the others see one short rebalance.
-        Bounded by the session timeout and a margin."""
+        Only after a crash on this host: a live twin elsewhere (the same instance id on
+        two hosts) must see us join, or it takes its fence for an epoch bump and goes
+        on. Bounded by the session timeout and a margin."""
         if self._predecessor_wait_s <= 0:
             return
         deadline = time.monotonic() + self._predecessor_wait_s

@@ -40,7 +40,9 @@ def run(
     settings, claim = claim_instance(settings)
     try:
         built = app if isinstance(app, App) else app(settings)
-        processor = build_processor(settings, built, until_caught_up=until_caught_up)
+        processor = build_processor(
+            settings, built, until_caught_up=until_caught_up, after_crash=bool(claim.crashed)
+        )
     except BaseException:
         claim.release()
         raise

@@ -4,8 +4,11 @@ processes never share a transactional.id by accident."""
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import stat
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -133,3 +136,29 @@ def test_a_claim_is_a_context_manager_and_release_is_idempotent(tmp_path: Path) 
     _, again = claim_instance(_settings(tmp_path, group_id="g"))
     again.release()
     assert again.instance_id == settings.instance_id
+
+
+def test_a_claim_knows_when_the_slots_earlier_holder_died_holding_it(tmp_path: Path) -> None:
+    holder = subprocess.Popen(
+        [sys.executable, "-c", _HOLD, str(tmp_path)], stdout=subprocess.PIPE, text=True
+    )
+    assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+    holder.send_signal(signal.SIGKILL)
+    holder.wait(10)
+    _, after_kill = claim_instance(_settings(tmp_path, group_id="g"))
+    assert after_kill.crashed == str(holder.pid)
+    after_kill.release()  # a clean end leaves nothing for the next one
+    _, after_release = claim_instance(_settings(tmp_path, group_id="g"))
+    assert after_release.crashed == ""
+    after_release.release()
+
+
+_HOLD = """
+import sys, time
+from pathlib import Path
+from eos.config import EngineSettings
+from eos.engine.identity import claim_instance
+claim_instance(EngineSettings(state_dir=Path(sys.argv[1]), group_id="g"))
+print("held", flush=True)
+time.sleep(60)
+"""

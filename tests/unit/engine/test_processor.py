@@ -380,7 +380,7 @@ def test_a_partition_revoked_and_given_back_during_a_backoff_drops_its_held_reco
     def rebalance() -> None:
         consumer.on_poll = None
         processor._on_revoke(cast(Consumer, consumer), back)
-        processor._on_assign(cast(Consumer, consumer), back)
+        processor.rebalance.assigned(cast(Consumer, consumer), back)
 
     consumer.on_poll = rebalance
     tries = 0

@@ -184,8 +184,9 @@ def _starting(
 ) -> Recovery:
     consumer = cast(Consumer, FakeConsumer(set()))
     committer = FakeCommitter(lambda _o: None)
+    after_crash = bool(settings.pop("after_crash", True))
     config = EngineSettings(**settings)  # type: ignore[arg-type]
-    return Recovery(committer, consumer, [], Stats(), config, back_off, twin)
+    return Recovery(committer, consumer, [], Stats(), config, back_off, twin, after_crash)
 
 
 def test_a_restart_joins_only_once_its_earlier_run_has_left_the_group() -> None:
@@ -213,6 +214,9 @@ def test_the_wait_for_an_earlier_run_is_bounded_and_off_with_static_membership(
         return asked[-1]
 
     _starting(twin, lambda _a: None, static_membership=True).start()  # no wait, no look
+    # A clean end of the earlier run (or none on this host): a member with our id is a
+    # live twin elsewhere, which must see us join.
+    _starting(twin, lambda _a: None, after_crash=False).start()
     assert asked == []
     started = time.monotonic()
     _starting(
