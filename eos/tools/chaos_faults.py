@@ -35,6 +35,10 @@ FAULT_KINDS = ("kill", "pause", "bounce", "registry-restart", "registry-block")
 RESTART_AFTER = 2.0  # seconds between a processor's SIGKILL and its restart
 SETTLE_MAX = 60.0  # seconds a fault's recovery is waited for before the next fault
 GAP = 3.0  # seconds of steady state between one fault's recovery and the next fault
+# A fault counts as recovered from only by a lag sample this long after it ended: right
+# after a broker bounce the lag still looks normal while the processors' transactions
+# wait on the moved coordinator, and a kill then would be charged with that stall.
+SETTLED_AFTER = 8.0
 
 
 @dataclass(frozen=True)
@@ -258,7 +262,8 @@ class Faults:
                     self.errors.append(f"{kind}: {exc}")
                     print(f"  !! fault {kind} failed: {exc}", flush=True)
                     continue
-                if not timeline.wait_back(level, time.monotonic(), SETTLE_MAX, stop):
+                ended = time.monotonic()
+                if not timeline.wait_back(level, ended + SETTLED_AFTER, SETTLE_MAX, stop):
                     if stop.is_set():
                         break
                     self.unsettled.append(kind)

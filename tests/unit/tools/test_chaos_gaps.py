@@ -4,6 +4,7 @@ gap, the killed processor's takeover time, and where the inputs come from."""
 from __future__ import annotations
 
 import threading
+import time
 from concurrent.futures import Future
 from dataclasses import replace
 from pathlib import Path
@@ -270,3 +271,24 @@ def test_without_kill_bars_a_slow_lag_recovery_is_reported_only() -> None:
     out = _Outcome(verified=True, recoveries=[47.7], costs=[])
     assert _table(ChaosOptions(kill_bars=False), out) == 0
     assert _table(ChaosOptions(), out) == 1
+
+
+def test_a_fault_counts_as_recovered_only_by_a_lag_sample_well_after_it_ended(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setattr(chaos_faults, "GAP", 0.0)
+    spec = StackSpec(brokers=3, kafka_port=1, registry_port=2)
+    steady = threading.Lock()
+    faults = Faults(Pool(tmp_path, {}), cast(Stack, None), spec, FaultTiming(1, 1, 0), 1, steady)
+    ended: list[float] = []
+    monkeypatch.setattr(faults, "_one", lambda _kind: ended.append(time.monotonic()))
+    asked: list[float] = []
+    timeline = Timeline()
+
+    def wait_back(_level: int, after: float, *_: object) -> bool:
+        asked.append(after)
+        return True
+
+    monkeypatch.setattr(timeline, "wait_back", wait_back)
+    faults.run([(0.0, "bounce")], timeline, threading.Event())
+    assert asked[0] - ended[0] >= chaos_faults.SETTLED_AFTER
