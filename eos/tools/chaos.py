@@ -43,7 +43,7 @@ from eos.stack.layout import StackLayout
 from eos.stack.stack import Stack, StackSpec
 from eos.tools.chaos_faults import FAULT_KINDS, Faults, FaultTiming, Pool, Timeline, schedule
 from eos.tools.chaos_gaps import GAP_BAR, TAKEOVER_BAR, Kill, KillCost, Sampler, measure
-from eos.tools.demo import step, wait_caught_up
+from eos.tools.demo import settled_lag, step, wait_caught_up
 
 __all__ = ["ChaosOptions", "chaos"]
 
@@ -290,7 +290,7 @@ def _caught_up(
                 behind = -1
             if behind >= 0:
                 timeline.add(time.monotonic(), behind)
-            if 0 <= behind <= len(both) * max(1, len(pool.snapshot())):
+            if 0 <= behind <= settled_lag(len(both), len(pool.snapshot())):
                 since = since or time.monotonic()
                 if time.monotonic() - since >= 3:
                     return

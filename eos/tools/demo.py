@@ -257,7 +257,7 @@ def wait_caught_up(
             # transactions of several processors can interleave on one partition (records
             # A, B, then markers A, B): a settled partition may show a lag of one marker
             # per processor. Settled means nothing moved for 3 s, too.
-            markers = len(partitions) * max(1, len(procs))
+            markers = settled_lag(len(partitions), len(procs))
             if behind <= markers and snapshot == last_snapshot:
                 zero_since = zero_since or time.monotonic()
                 if time.monotonic() - zero_since > 3:
@@ -273,6 +273,12 @@ def wait_caught_up(
                 last_line = time.monotonic()
             time.sleep(0.5)
     raise RunFailed("timed out waiting for the processors to catch up")
+
+
+def settled_lag(partitions: int, processors: int) -> int:
+    """The most lag a settled group can show: a trailing commit marker per partition
+    and processor (their last transactions can interleave on one partition)."""
+    return partitions * max(1, processors)
 
 
 def _lag(offsets: Offsets, group: str, partitions: list[TP]) -> tuple[int, list[tuple[int, int]]]:
