@@ -214,7 +214,13 @@ class Stack:
             time.sleep(0.5)
 
     def _kafka_ready(self) -> bool:
-        return kafka_answers(self.spec.bootstrap_servers, self.spec.brokers)
+        """Every broker's own listener is open and the cluster shows all of them. The
+        metadata alone is not enough: after a hard bounce it still lists the dead
+        broker's registration, while the restarted one opens its listener only once
+        it has registered and caught up."""
+        return all(port_open(n.port) for n in self.spec.nodes()) and kafka_answers(
+            self.spec.bootstrap_servers, self.spec.brokers
+        )
 
     # -- down / status / logs -------------------------------------------------------------
 

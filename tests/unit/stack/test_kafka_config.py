@@ -115,3 +115,9 @@ def test_cluster_ids_are_kafka_uuids() -> None:
         assert len(cid) == 22
         assert not cid.startswith("-")
         assert "=" not in cid
+
+
+def test_the_controller_quorum_outlasts_a_node_stalled_for_seconds() -> None:
+    # With the 2 s default a starved active controller kept resigning, and a bounced
+    # broker's registration was refused as a duplicate until it gave up.
+    assert int(_props(1, 3)["controller.quorum.fetch.timeout.ms"]) >= 10000

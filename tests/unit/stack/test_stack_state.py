@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+import eos.stack.stack as stack_mod
 from eos.cli import main
 from eos.stack import artifacts as artifacts_mod
 from eos.stack.artifacts import Artifacts
@@ -195,3 +196,18 @@ def test_registry_port_in_use_starts_nothing_at_all(
     with pytest.raises(StackError, match=f"port {listener} .*registry"):
         Stack(layout, say=lambda _: None).up(StackSpec(1, kafka_port, listener))
     assert no_java == []
+
+
+def test_kafka_is_not_ready_while_a_restarted_broker_has_no_listener(
+    layout: StackLayout, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """After a hard bounce the others' metadata still lists the dead broker, so the
+    metadata alone says "ready" while the new process has not even registered."""
+    stack = Stack(layout, say=lambda _: None)
+    stack.spec = StackSpec(brokers=3, kafka_port=19092)
+    monkeypatch.setattr(stack_mod, "kafka_answers", lambda _bootstrap, _n: True)
+    listening = {19092, 19096}
+    monkeypatch.setattr(stack_mod, "port_open", lambda port: port in listening)
+    assert not stack._kafka_ready()
+    listening.add(19094)
+    assert stack._kafka_ready()
