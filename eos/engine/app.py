@@ -70,7 +70,9 @@ class App:
     stores: Sequence[StateStore] = ()
     # Contract for outputs to topics known only at run time (reply-to topics).
     dynamic_output: AvroContract | None = None
-    # Partition assignment the app needs (stores need co-partitioned inputs: "range").
+    # Partition assignment the app asks for (None: the settings'). A stateful app's
+    # inputs follow its first one (eos.engine.rebalance), so any assignor keeps them
+    # co-partitioned.
     assignment_strategy: str | None = None
 
 
@@ -159,6 +161,7 @@ def build_processor(
         restorer,
         topology.counts,
         incremental(settings),
+        follow=bool(app.stores) and settings.group_protocol == "classic",
     )
     return Processor(
         settings,
@@ -209,8 +212,10 @@ def _effective_settings(settings: EngineSettings, app: App) -> EngineSettings:
         settings = settings.model_copy(
             update={"partition_assignment_strategy": app.assignment_strategy}
         )
-    elif app.assignment_strategy:  # KIP-848: the broker assigns, with the named assignor
-        overrides = {**settings.client_overrides, "group.remote.assignor": app.assignment_strategy}
+    elif app.stores:
+        # KIP-848: the broker assigns, and every input is subscribed (no following, see
+        # build_processor); its range assignor gives one member partition p of all.
+        overrides = {**settings.client_overrides, "group.remote.assignor": "range"}
         settings = settings.model_copy(update={"client_overrides": overrides})
     unknown = set(settings.input_topics) - set(app.inputs)
     if unknown:

@@ -51,6 +51,10 @@ class Assignment:
             self._generation[tp] = self._generation.get(tp, 0) + 1
             self._owned.add(tp)
 
+    def generation(self, tp: TP) -> int:
+        """How many times `tp` was assigned to this member (0: never)."""
+        return self._generation.get(tp, 0)
+
     def release(self, partitions: Iterable[TP]) -> set[int]:
         """Forget `partitions`; returns the partition numbers no longer owned on any
         topic (a store partition stays while any input still has that partition here)."""

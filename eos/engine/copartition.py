@@ -5,8 +5,11 @@ one of its input topics, and its stores have p restored. Each topic-partition ha
 owner in the group, so two members can never both process store partition p, whatever
 their subscriptions and the assignor: a member that owns only some of the inputs' p
 (another member, say an older version with other inputs, has the rest) keeps them
-paused and says so. The assignor the engine picks for stateful apps (range, with every
-member subscribed to all inputs) never splits them; the guard is for when it does.
+paused and says so. Members of one version of an app never split them: each subscribes
+to the first input (the driving topic) and assigns itself the other inputs' p with it
+(`eos.engine.rebalance`). The guard is for members of other versions. Its limit: the
+group's single owner of the driving topic's p is what makes p one member's, so every
+version of a stateful app must read that topic, first.
 
 Plain data: the rebalance callbacks and the run loop tell it what happened.
 """

@@ -119,7 +119,7 @@ class Processor:
         try:
             self._recovery.start()
             self.consumer.subscribe(
-                self.settings.input_topics,
+                self.rebalance.subscription,
                 on_assign=self.rebalance.assigned,
                 on_revoke=self._on_revoke,
                 on_lost=self._on_lost,
@@ -176,12 +176,11 @@ class Processor:
         return code
 
     def _on_revoke(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        self.rebalance.released(partitions)
-        log.info("revoked %s", names(partitions))
+        log.info("revoked %s", names(self.rebalance.released(partitions)))
 
     def _on_lost(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        self.rebalance.released(partitions)
-        log.warning("lost %s (another member may own them now)", names(partitions))
+        gone = self.rebalance.released(partitions)
+        log.warning("lost %s (another member may own them now)", names(gone))
 
     def _consume(self) -> list[Consumed]:
         wait = 0.0 if self.rebalance.only_restoring else self.settings.batch_max_ms / 1000

@@ -6,6 +6,12 @@ partition counts and pauses every input partition whose store partition is not r
 a slice at a time (`restore_step`) and resumes partitions as their stores are ready. A
 revocation closes the store partitions this member no longer has whole; their files
 stay, so a later assignment only reads the changelog past their checkpoints.
+
+Following (stateful apps with several inputs): the member subscribes to the first input
+only, the driving topic, and partition p of every other input is assigned and revoked
+together with the driving topic's p. One member then owns all of p under any assignor,
+so the group can use the cooperative one: a rebalance moves only the partitions that
+change hands, and the other members never stop processing.
 """
 
 from __future__ import annotations
@@ -36,11 +42,17 @@ class Rebalance:
         restorer: Restorer | None = None,
         partition_counts: Mapping[str, int] | None = None,
         incremental: bool = True,
+        follow: bool = False,
     ) -> None:
         """`restorer` brings `stores` up to date after assignments; `partition_counts`:
         the inputs' and changelogs' counts at the start (a change stops the processor);
-        `incremental`: the group's rebalance protocol is the cooperative one."""
+        `incremental`: the group's rebalance protocol is the cooperative one; `follow`:
+        subscribe to the first input and assign the others with it (module doc)."""
         self._inputs = inputs
+        ordered = list(inputs)
+        self._followers = ordered[1:] if follow else []
+        # What the member subscribes to: the group assigns only these.
+        self.subscription = ordered[:1] if follow else ordered
         self._consumer = consumer
         self.assignment = self._assignment = Assignment(set(inputs), PartitionCounts(consumer))
         self._stores = stores
@@ -49,7 +61,19 @@ class Rebalance:
         self._incremental = incremental
         self.parts = StorePartitions(inputs, bool(stores))
 
+    def _with_followers(self, partitions: list[TopicPartition]) -> list[TopicPartition]:
+        """`partitions` and, for each of the driving topic's, the followers' with its
+        number."""
+        extra = [
+            TopicPartition(topic, p.partition)
+            for p in partitions
+            if p.topic == self.subscription[0]
+            for topic in self._followers
+        ]
+        return [*partitions, *extra]
+
     def assigned(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        partitions = self._with_followers(partitions)
         log.info("assigned %s", names(partitions))
         self._check_counts(partitions)
         # Assigned here, not after the callback, so that the pause below holds.
@@ -81,12 +105,22 @@ class Rebalance:
                 now[p.topic] = max(now.get(p.topic, 0), p.partition + 1)
         check_counts(self._counts, now)
 
-    def released(self, partitions: list[TopicPartition]) -> None:
+    def released(self, partitions: list[TopicPartition]) -> list[TopicPartition]:
+        """Forget revoked or lost `partitions` (and their followers); returns them all.
+        Under the cooperative protocol they are unassigned here, since the client would
+        unassign only the group's own; under the eager one the client unassigns all."""
+        partitions = self._with_followers(partitions)
+        if self._incremental:
+            owned = self._assignment.partitions
+            self._consumer.incremental_unassign(
+                [p for p in partitions if (p.topic, p.partition) in owned]
+            )
         self._assignment.release(tps(partitions))
         gone = self.parts.released(self._assignment.partitions)
         self._restorer.remove(gone)
         for store in self._stores:
             store.close(gone)
+        return partitions
 
     def may_process(self, rec: Consumed) -> bool:
         """Whether `rec` may be processed; if not, it is read again once it may."""

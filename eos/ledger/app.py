@@ -362,6 +362,7 @@ def build(settings: EngineSettings) -> App:
         },
         stores=(ledger.balances, ledger.seen),
         dynamic_output=contract("ledger/payment_outcome", PaymentOutcome),
-        # Range gives partition p of payments and of ledger.credits to the same member.
-        assignment_strategy="range",
+        # Cooperative: a rebalance moves only the partitions that change hands. Partition
+        # p of ledger.credits follows payments' p (eos.engine.rebalance).
+        assignment_strategy="cooperative-sticky",
     )

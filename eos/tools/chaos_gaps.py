@@ -177,9 +177,10 @@ def _has_work(member: str, now: Sample) -> bool:
     )
 
 
-def owners_of(description: Any) -> dict[TP, str] | None:
+def owners_of(description: Any, followers: Sequence[str] = ()) -> dict[TP, str] | None:
     """Partition -> instance id from a ConsumerGroupDescription; None unless the group
-    is Stable (mid-rebalance, assignments show empty)."""
+    is Stable (mid-rebalance, assignments show empty). The group assigns only the
+    driving topic: partition p of each of `followers` is owned with its p."""
     if description.state != ConsumerGroupState.STABLE:
         return None
     out: dict[TP, str] = {}
@@ -188,6 +189,7 @@ def owners_of(description: Any) -> dict[TP, str] | None:
         who = member.group_instance_id or member.client_id.removeprefix("eos-")
         for tp in member.assignment.topic_partitions or []:
             out[(tp.topic, tp.partition)] = who
+            out.update({(topic, tp.partition): who for topic in followers})
     return out
 
 
@@ -253,7 +255,7 @@ class Sampler:
                 "enable.auto.commit": False,
             }
         )
-        owners = _Owners(engine, self.steady, self._timeout)
+        owners = _Owners(engine, self.steady, self._timeout, self._topics[1:])
         try:
             with Offsets(consumer_config(engine), self._timeout) as offsets:
                 parts = offsets.partitions(self._topics)
@@ -276,8 +278,15 @@ class _Owners:
     while `steady` is free; a new admin client after a fault or a failure, as librdkafka's
     admin client can stay stuck on a broker that went away."""
 
-    def __init__(self, engine: EngineSettings, steady: threading.Lock, timeout: float) -> None:
+    def __init__(
+        self,
+        engine: EngineSettings,
+        steady: threading.Lock,
+        timeout: float,
+        followers: Sequence[str] = (),
+    ) -> None:
         self._engine, self._steady, self._timeout = engine, steady, timeout
+        self._followers = followers
         self._admin = make_admin(engine)
         self._fresh = True
         self._owners: dict[TP, str] = {}
@@ -294,7 +303,8 @@ class _Owners:
                 self._admin, self._fresh = make_admin(self._engine), True
             group = self._engine.group_id
             found = self._admin.describe_consumer_groups([group], request_timeout=self._timeout)
-            self._owners = owners_of(found[group].result(timeout=self._timeout)) or self._owners
+            described = found[group].result(timeout=self._timeout)
+            self._owners = owners_of(described, self._followers) or self._owners
             self._next = time.monotonic() + OWNERS_EVERY
         except Exception:  # a settling coordinator: ask again next sample
             self._fresh = False

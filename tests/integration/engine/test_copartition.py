@@ -66,7 +66,7 @@ def _app(name: str, inputs: list[str], changelog: str) -> App:
         inputs=dict.fromkeys(inputs),
         outputs={},
         stores=(store,),
-        assignment_strategy="range",
+        assignment_strategy="cooperative-sticky",
     )
 
 
@@ -140,8 +140,8 @@ def test_members_with_different_subscriptions_never_both_process_a_store_partiti
     with _running(eos_cluster, t, "both", [t.a, t.b], tmp_path) as (both, _):
         _send(eos_cluster, [t.a, t.b], "w0")
         _wait(lambda: len(both.rebalance.parts.active) == PARTITIONS, 60, "the first member")
-        # Another version of the app, reading only topic a, joins: range splits a's
-        # partitions between the two and gives every partition of b to the first.
+        # Another version of the app, reading only topic a, joins: the group splits a's
+        # partitions between the two, and the first member's b partitions follow its a.
         with _running(eos_cluster, t, "only-a", [t.a], tmp_path) as (only_a, _):
             _wait(lambda: bool(only_a.rebalance.parts.active), 60, "the second member")
             _send(eos_cluster, [t.a, t.b], "w1")
@@ -171,3 +171,24 @@ def test_a_partition_count_change_stops_the_processor_with_a_clear_message(
         admin = AdminClient(eos_cluster.client_config())
         admin.create_partitions([NewPartitions(t.a, PARTITIONS + 2)])[t.a].result(30)
         _wait(lambda: not thread.is_alive(), 60, "the processor to stop")
+
+
+def test_a_member_joining_moves_only_the_partitions_that_change_hands(
+    eos_cluster: KafkaCluster, topics: Topics, tmp_path: Path
+) -> None:
+    """Cooperative rebalancing with followed inputs: the first member keeps processing
+    what it keeps (never revoked: still its first assignment), b's p with a's p."""
+    t = topics
+    with _running(eos_cluster, t, "first", [t.a, t.b], tmp_path) as (first, _):
+        _send(eos_cluster, [t.a, t.b], "w0")
+        _wait(lambda: len(first.rebalance.parts.active) == PARTITIONS, 60, "the first member")
+        with _running(eos_cluster, t, "second", [t.a, t.b], tmp_path) as (second, _):
+            _wait(lambda: bool(second.rebalance.parts.active), 60, "the second member")
+            _wait(lambda: len(first.rebalance.parts.active) < PARTITIONS, 60, "the handover")
+            kept = first.assignment.partitions
+            moved = second.assignment.partitions
+            assert kept and moved and not kept & moved
+            assert {p for _t, p in kept} == set(first.rebalance.parts.active)
+            numbers = {p for _t, p in kept}
+            assert kept == {(topic, p) for topic in (t.a, t.b) for p in numbers}
+            assert all(first.assignment.generation(tp) == 1 for tp in kept), kept

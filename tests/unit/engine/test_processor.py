@@ -45,6 +45,9 @@ class FakeConsumer:
     def incremental_assign(self, partitions: list[TopicPartition]) -> None:
         pass
 
+    def incremental_unassign(self, partitions: list[TopicPartition]) -> None:
+        pass
+
     def pause(self, partitions: list[TopicPartition]) -> None:
         self.paused += 1
 

@@ -27,6 +27,9 @@ class Client:
     def assign(self, partitions: list[TopicPartition]) -> None:
         self.calls.append(("assign", _tps(partitions)))
 
+    def incremental_unassign(self, partitions: list[TopicPartition]) -> None:
+        self.calls.append(("unassign", _tps(partitions)))
+
     def pause(self, partitions: list[TopicPartition]) -> None:
         self.calls.append(("pause", _tps(partitions)))
 
@@ -112,3 +115,32 @@ def test_a_revoked_partition_stops_restoring() -> None:
     rebalance.assigned(cast(Consumer, client), [TopicPartition(A, 0), TopicPartition(B, 0)])
     rebalance.released([TopicPartition(B, 0)])
     assert restorer.removed == {0} and not restorer.busy
+
+
+def _following(client: Client, restorer: FakeRestorer) -> Rebalance:
+    store = StateStore("s", "s.changelog")
+    return Rebalance(
+        [A, B],
+        cast(Consumer, client),
+        [store],
+        cast(Restorer, restorer),
+        {},
+        incremental=True,
+        follow=True,
+    )
+
+
+def test_a_follower_partition_is_assigned_and_revoked_with_the_driving_one() -> None:
+    client, restorer = Client(), FakeRestorer()
+    rebalance = _following(client, restorer)
+    assert rebalance.subscription == [A]  # the group assigns only the driving topic
+    rebalance.assigned(cast(Consumer, client), [TopicPartition(A, 0), TopicPartition(A, 2)])
+    both = sorted([(A, 0), (A, 2), (B, 0), (B, 2)])
+    assert client.calls[0] == ("assign", both)
+    assert restorer.wanted == {0, 2}  # whole here at once: nothing is held as split
+
+    gone = rebalance.released([TopicPartition(A, 2)])
+    assert _tps(gone) == sorted([(A, 2), (B, 2)])
+    assert ("unassign", sorted([(A, 2), (B, 2)])) in client.calls  # the client unassigns only A's
+    assert rebalance.assignment.partitions == {(A, 0), (B, 0)}
+    assert restorer.removed == {2}

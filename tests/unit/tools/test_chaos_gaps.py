@@ -292,3 +292,10 @@ def test_a_fault_counts_as_recovered_only_by_a_lag_sample_well_after_it_ended(
     monkeypatch.setattr(timeline, "wait_back", wait_back)
     faults.run([(0.0, "bounce")], timeline, threading.Event())
     assert asked[0] - ended[0] >= chaos_faults.SETTLED_AFTER
+
+
+def test_a_followers_partition_is_owned_with_the_driving_topics() -> None:
+    # The group assigns only payments; credits' p goes with payments' p.
+    members = [_member("eos-h-0", "h-0", [("payments", 0)]), _member("eos-h-1", None, [])]
+    owners = owners_of(_group(ConsumerGroupState.STABLE, members), ["credits"])
+    assert owners == {("payments", 0): "h-0", ("credits", 0): "h-0"}
