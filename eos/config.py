@@ -108,6 +108,9 @@ class EngineSettings(BaseSettings):
     # a longer wait only adds latency.
     batch_max_records: int = Field(default=2000, ge=1, le=100_000)
     batch_max_ms: int = Field(default=100, ge=1, le=60_000)
+    # About how long a batch (one transaction) may take: fewer records per batch when
+    # they are slow to process (eos.engine.pacing).
+    batch_target_ms: int = Field(default=1000, ge=10, le=600_000)
     transaction_timeout_ms: int = Field(default=60_000, ge=1000)
     max_poll_interval_ms: int = Field(default=300_000, ge=1000)
     session_timeout_ms: int = Field(default=45_000, ge=1000)

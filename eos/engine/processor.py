@@ -34,13 +34,8 @@ from eos.engine.batch import (
 )
 from eos.engine.breaker import BreakerTripped, CircuitBreaker
 from eos.engine.deadline import Stopping, exit_if_overdue, wait_in_group
-from eos.engine.dlq import (
-    DLQ_MAX_BYTES,
-    DLQ_MIN_BYTES,
-    Failure,
-    dlq_record,
-    log_dead_letters,
-)
+from eos.engine.dlq import DLQ_MAX_BYTES, DLQ_MIN_BYTES, Failure, dlq_record, log_dead_letters
+from eos.engine.pacing import BatchPace
 from eos.engine.rebalance import Rebalance
 from eos.engine.records import Consumed, next_offsets
 from eos.engine.recovery import Recovered, Recovery
@@ -93,6 +88,7 @@ class Processor:
             self.rebalance.describe_stores,
         )
         self._stop = stop or threading.Event()
+        self._pace = BatchPace(settings.batch_max_records, settings.batch_target_ms / 1000)
         self._recovery = Recovery(
             committer,
             consumer,
@@ -184,7 +180,7 @@ class Processor:
 
     def _consume(self) -> list[Consumed]:
         wait = 0.0 if self.rebalance.only_restoring else self.settings.batch_max_ms / 1000
-        messages = self.consumer.consume(self.settings.batch_max_records, wait)
+        messages = self.consumer.consume(self._pace.limit, wait)
         batch = []
         for msg in messages:
             err = msg.error()
@@ -210,7 +206,7 @@ class Processor:
     def _process_batch(self, batch: list[Consumed]) -> None:
         # Recovered: rewound to the committed offsets, so what was not committed is read
         # again; the batch in hand is dropped.
-        with contextlib.suppress(Recovered):
+        with contextlib.suppress(Recovered), self._pace.timing(len(batch)):
             self._process(batch)
 
     def _process(self, batch: list[Consumed]) -> None:
