@@ -341,6 +341,7 @@ def _table(opts: ChaosOptions, out: _Outcome) -> int:
         ("kill takeovers", ", ".join(f"{c.takeover:.1f}s ({c.name})" for c in out.costs) or "-"),
         ("survivor commit gap (max)", f"{gap:.1f}s {_bar(opts, GAP_BAR)}"),
         ("survivor commit gaps", ", ".join(_gap(c) for c in out.costs) or "-"),
+        ("longest sample interval", f"{max((c.blind for c in out.costs), default=0.0):.1f}s"),
         ("faults after the load ended", str(out.after_load)),
         ("fault errors", "; ".join(out.fault_errors) or "none"),
         ("lag not back in 60s after", ", ".join(out.unsettled) or "none"),

@@ -45,6 +45,7 @@ import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from itertools import pairwise
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -101,6 +102,9 @@ class KillCost:
     takeover: float  # seconds; infinity when never seen (or not measurable)
     gap: float  # seconds, the longest survivor commit gap in the window
     survivor: str  # whose gap that was ("" when none had one)
+    # seconds, the longest time between two samples in the window: a gap is known only
+    # to within this (the sampler shares this process, and its CPU, with the load)
+    blind: float = 0.0
 
 
 def measure(samples: Sequence[Sample], kills: Sequence[Kill]) -> list[KillCost]:
@@ -109,8 +113,14 @@ def measure(samples: Sequence[Sample], kills: Sequence[Kill]) -> list[KillCost]:
         back = takeover(samples, kill)
         end = kill.at + min(back, WINDOW)
         gap, who = survivor_gap(samples, kill, end)
-        out.append(KillCost(kill.name, back, gap, who))
+        out.append(KillCost(kill.name, back, gap, who, blind(samples, kill.at, end)))
     return out
+
+
+def blind(samples: Sequence[Sample], start: float, end: float) -> float:
+    """The longest interval between consecutive samples that overlaps (start, end]."""
+    pairs = pairwise(s.at for s in samples)
+    return max((b - a for a, b in pairs if b > start and a <= end), default=0.0)
 
 
 def takeover(samples: Sequence[Sample], kill: Kill) -> float:

@@ -299,3 +299,10 @@ def test_a_followers_partition_is_owned_with_the_driving_topics() -> None:
     members = [_member("eos-h-0", "h-0", [("payments", 0)]), _member("eos-h-1", None, [])]
     owners = owners_of(_group(ConsumerGroupState.STABLE, members), ["credits"])
     assert owners == {("payments", 0): "h-0", ("credits", 0): "h-0"}
+
+
+def test_the_longest_sample_interval_is_reported_for_each_kill_window() -> None:
+    samples = _run({A: {1.0: 1}, B: {1.0: 1}}, until=20.0)
+    late = [s for s in samples if not 10.0 < s.at < 12.5]  # the sampler stalled 2.5 s
+    [cost] = measure(late, [KILL])
+    assert cost.blind == pytest.approx(2.6, abs=0.2)
