@@ -153,6 +153,15 @@ class EngineSettings(BaseSettings):
         return 2 * self.transaction_timeout_ms / 1000 + 30
 
     @property
+    def incremental_rebalance(self) -> bool:
+        """The group rebalances incrementally: a member joining or leaving moves only the
+        partitions that change hands, and the others keep processing meanwhile."""
+        return (
+            self.group_protocol == "consumer"
+            or self.partition_assignment_strategy == "cooperative-sticky"
+        )
+
+    @property
     def transactional_id(self) -> str:
         """Scoped by group and instance: two apps, or two instances, never share one."""
         return f"{self.transactional_id_prefix}-{self.group_id}-{self.instance_id}"

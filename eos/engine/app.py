@@ -160,7 +160,7 @@ def build_processor(
         app.stores,
         restorer,
         topology.counts,
-        incremental(settings),
+        settings.incremental_rebalance,
         follow=bool(app.stores) and settings.group_protocol == "classic",
     )
     return Processor(
@@ -176,14 +176,6 @@ def build_processor(
         twin=lambda: twin_member(admin, settings.group_id, me, consumer.memberid()),
         rebalance=rebalance,
         after_crash=after_crash,
-    )
-
-
-def incremental(settings: EngineSettings) -> bool:
-    """Whether the group rebalances incrementally (cooperative), by its settings."""
-    return (
-        settings.group_protocol == "consumer"
-        or settings.partition_assignment_strategy == "cooperative-sticky"
     )
 
 

@@ -96,10 +96,11 @@ class Recovery:
         self._fences = FenceWatch()
         self._twin = twin
         self.twin_wait_s = TWIN_WAIT_S
+        eager = not settings.incremental_rebalance
         self._predecessor_wait_s = (
-            0.0
-            if settings.static_membership or not after_crash
-            else settings.session_timeout_ms / 1000 + PREDECESSOR_MARGIN_S
+            settings.session_timeout_ms / 1000 + PREDECESSOR_MARGIN_S
+            if after_crash and eager and not settings.static_membership
+            else 0.0
         )
 
     def start(self) -> None:
@@ -123,6 +124,10 @@ class Recovery:
         member joining before then starts a rebalance that cannot finish until it does,
         and under an eager assignor every member has given up its partitions meanwhile:
         the whole group stops. Joining just after, the others see one short rebalance.
+        Under an incremental one there is no wait: the others keep their partitions and
+        go on committing while the rebalance is pending (the coordinator refuses commits
+        only while it completes), and joining at once makes it a single rebalance that
+        hands the dead run's partitions straight to us.
         Only after a crash on this host: a live twin elsewhere (the same instance id on
         two hosts) must see us join, or it takes its fence for an epoch bump and goes
         on. Bounded by the session timeout and a margin."""
