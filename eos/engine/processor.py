@@ -249,7 +249,8 @@ class Processor:
                 isolate = True
                 continue
             try:
-                self._commit(result)
+                with self._pace.committing():
+                    self._commit(result)
                 return
             except TransactionError as exc:
                 aborts += 1
