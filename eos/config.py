@@ -130,6 +130,11 @@ class EngineSettings(BaseSettings):
     breaker_min_records: int = Field(default=100, ge=1)
     breaker_max_consecutive: int = Field(default=200, ge=1)
 
+    # /metrics, /healthz and /readyz (eos/engine/probe.py). Unset: none from the library;
+    # `eos run` serves on DEFAULT_METRICS_PORT. 0: none.
+    metrics_port: int | None = Field(default=None, ge=0, le=65535)
+    metrics_host: str = Field(default="127.0.0.1", description="0.0.0.0 to be scraped")
+
     shutdown_timeout_s: float = Field(default=30.0, gt=0)
     security: SecuritySettings = Field(default_factory=SecuritySettings)
     client_overrides: dict[str, str] = Field(
@@ -150,6 +155,12 @@ class EngineSettings(BaseSettings):
         """How long a store's restore may make no progress: long enough for the
         coordinator to abort a dead owner's open transaction (which holds the changelog's
         last stable offset back until then)."""
+        return 2 * self.transaction_timeout_ms / 1000 + 30
+
+    @property
+    def health_stall_s(self) -> float:
+        """How long the run loop may not come round before /healthz fails: longer than
+        its longest own deadline (a transactional call's, 2 x the transaction timeout)."""
         return 2 * self.transaction_timeout_ms / 1000 + 30
 
     @property

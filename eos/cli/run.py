@@ -20,7 +20,7 @@ from eos.engine.app import App
 from eos.engine.dlq import replay_failed_topic, replay_transform
 from eos.errors import ConfigurationError
 
-__all__ = ["KNOWN_APPS", "dlq", "resolve_app", "run"]
+__all__ = ["DEFAULT_METRICS_PORT", "KNOWN_APPS", "dlq", "resolve_app", "run"]
 
 KNOWN_APPS = {
     "events": "eos.examples.events:build",
@@ -28,6 +28,7 @@ KNOWN_APPS = {
 }
 
 AppFactory = Callable[[EngineSettings], App]
+DEFAULT_METRICS_PORT = 9464  # `eos run` serves /metrics here unless EOS_METRICS_PORT says
 
 
 @click.command("run", context_settings=CONTEXT_SETTINGS)
@@ -53,6 +54,8 @@ def run(app: str, until_caught_up: bool, stats_json: Path | None, **given: str |
     """
     setup_logging()
     settings = engine_settings(given)
+    if settings.metrics_port is None:  # on unless turned off (0)
+        settings = settings.model_copy(update={"metrics_port": DEFAULT_METRICS_PORT})
     try:
         factory = resolve_app(app)
     except ConfigurationError as exc:

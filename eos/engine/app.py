@@ -11,6 +11,7 @@ import logging
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from confluent_kafka import Consumer
 from confluent_kafka.admin import AdminClient
@@ -36,6 +37,7 @@ from eos.kafka.clients import (
 )
 from eos.kafka.metadata import TopicCache, topic_ids, twin_member
 from eos.kafka.reader import reader_config
+from eos.kafka.statistics import ClientStatistics
 from eos.serde.avro import (
     AvroContract,
     AvroDecoder,
@@ -117,10 +119,16 @@ def check_topics(admin: AdminClient, settings: EngineSettings, app: App) -> Topo
 
 
 def build_processor(
-    settings: EngineSettings, app: App, until_caught_up: bool = False, after_crash: bool = False
+    settings: EngineSettings,
+    app: App,
+    until_caught_up: bool = False,
+    after_crash: bool = False,
+    client_stats: ClientStatistics | None = None,
 ) -> Processor:
     """The processor and every client it uses. `after_crash`: this instance's previous run
-    on this host died without leaving the group (eos/engine/identity.py)."""
+    on this host died without leaving the group (eos/engine/identity.py); `client_stats`:
+    where the clients' librdkafka statistics go (for the metrics endpoint)."""
+    extra = client_stats.config() if client_stats else {}
     settings = _effective_settings(settings, app)
     admin = make_admin(settings)
     topology = check_topics(admin, settings, app)
@@ -149,7 +157,7 @@ def build_processor(
             stores_dir(settings),
             {"cluster": topology.cluster_id, "topic_id": topology.topic_ids.get(topic, "")},
         )
-    consumer = make_consumer(settings, partition_eof=until_caught_up)
+    consumer = make_consumer(settings, partition_eof=until_caught_up, extra=extra)
     stop = threading.Event()
     me = client_id(settings)
     changelogs = [store.changelog_topic for store in app.stores]
@@ -167,7 +175,7 @@ def build_processor(
         settings,
         runner,
         consumer,
-        make_committer(settings, consumer, stop, changelogs),
+        make_committer(settings, consumer, stop, changelogs, extra),
         CircuitBreaker.from_settings(settings),
         Redactor(settings.secrets()),
         stores=app.stores,
@@ -184,16 +192,17 @@ def make_committer(
     consumer: Consumer,
     stop: threading.Event,
     changelogs: Sequence[str] = (),
+    extra: Mapping[str, Any] | None = None,
 ) -> Committer:
     if settings.mode is Mode.EXACTLY_ONCE:
         return TransactionalCommitter(
-            lambda: make_producer(settings),
+            lambda: make_producer(settings, extra),
             consumer,
             settings.transaction_timeout_ms / 1000,
             stopping=stop.is_set,
             watch=changelogs,
         )
-    return AtLeastOnceCommitter(make_producer(settings), consumer)
+    return AtLeastOnceCommitter(make_producer(settings, extra), consumer)
 
 
 def _effective_settings(settings: EngineSettings, app: App) -> EngineSettings:

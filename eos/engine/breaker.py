@@ -44,6 +44,11 @@ class CircuitBreaker:
             self.restore(before)
             raise
 
+    def state(self) -> tuple[float, int]:
+        """The dead-letter ratio over the recent window, and the failures in a row."""
+        recent, consecutive = self._recent, self._consecutive
+        return (sum(recent) / len(recent) if recent else 0.0), consecutive
+
     def snapshot(self) -> tuple[deque[bool], int]:
         """The recorded state; `check` replaces rather than mutates it."""
         return self._recent, self._consecutive

@@ -99,7 +99,7 @@ class Processor:
             twin,
             after_crash,
         )
-        self._registry = OutageLog("schema registry unavailable")
+        self.registry_outage = OutageLog("schema registry unavailable")
 
     def request_stop(self, signum: int | None = None, _frame: FrameType | None = None) -> None:
         if signum is not None:
@@ -128,6 +128,7 @@ class Processor:
                 self.settings.mode.value,
             )
             while not self._stop.is_set():
+                self.stats.alive_at = time.monotonic()
                 self.rebalance.restore_step()
                 batch = self._consume()
                 if batch:
@@ -222,11 +223,11 @@ class Processor:
                 return
             try:
                 result = self.runner.run(batch, attempts, isolate)
-                self._registry.up()
+                self.registry_outage.up()
             except RegistryDown as exc:
                 waits += 1
                 self.stats.registry_waits += 1
-                self._registry.down(self.redact(str(exc.error)))
+                self.registry_outage.down(self.redact(str(exc.error)))
                 self._back_off(waits)  # capped at EOS_BACKOFF_MAX_MS; no attempt is spent
                 continue
             except RecordTransient as exc:
@@ -278,6 +279,7 @@ class Processor:
 
     def _back_off(self, attempt: int) -> None:
         s = self.settings
+        self.stats.alive_at = time.monotonic()  # waiting on purpose is alive
         self._wait(backoff_s(attempt, s.backoff_initial_ms, s.backoff_max_ms))
 
     def _split(self, batch: list[Consumed], exc: TransactionError) -> None:
@@ -326,17 +328,20 @@ class Processor:
             dlq_record(f, s.dlq_topic, s.instance_id, self.redact, max_bytes=dlq_max_bytes)
             for f in result.failures
         ]
+        started = time.monotonic()
         with self.breaker.counting(result.outcomes(), reason):
             try:
                 self.committer.commit(next_offsets(result.records), [*result.outputs, *dlq])
             except ProducerLost as lost:
                 self._recovery.recover(result, lost, self.assignment.partitions)
+        took = time.monotonic() - started
         delivered = self.committer.delivered()
         for store in self.stores:
             store.commit_batch(delivered)
         if self.until_caught_up:
             self.assignment.wrote(result.outputs)
-        self.stats.committed(len(result.records), len(result.outputs), len(dlq))
+        reasons = [f.reason for f in result.failures]
+        self.stats.committed(len(result.records), len(result.outputs), len(dlq), reasons, took)
         log_dead_letters(result.failures, self.redact)
 
     def _wait(self, seconds: float) -> None:

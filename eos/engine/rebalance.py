@@ -60,6 +60,7 @@ class Rebalance:
         self._counts = dict(partition_counts or {})
         self._incremental = incremental
         self.parts = StorePartitions(inputs, bool(stores))
+        self.rebalances = 0  # assignments this member received (an empty one counts)
 
     def _with_followers(self, partitions: list[TopicPartition]) -> list[TopicPartition]:
         """`partitions` and, for each of the driving topic's, the followers' with its
@@ -74,6 +75,7 @@ class Rebalance:
 
     def assigned(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         partitions = self._with_followers(partitions)
+        self.rebalances += 1
         log.info("assigned %s", names(partitions))
         self._check_counts(partitions)
         # Assigned here, not after the callback, so that the pause below holds.
@@ -128,6 +130,16 @@ class Rebalance:
             return True
         self.parts.hold(rec.tp, rec.offset)
         return False
+
+    @property
+    def restoring(self) -> tuple[int, int]:
+        """Store partitions not yet ready, and changelog offsets still to read for them."""
+        return self._restorer.remaining()
+
+    @property
+    def restored(self) -> int:
+        """Changelog records applied by restores, in all."""
+        return self._restorer.restored
 
     @property
     def only_restoring(self) -> bool:

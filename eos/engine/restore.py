@@ -96,6 +96,11 @@ class Restorer:
     def busy(self) -> bool:
         return bool(self._wanted)
 
+    def remaining(self) -> tuple[int, int]:
+        """Partitions still to restore, and the offsets still to read of those reading."""
+        reading = [p for p in self._pending.values() if p.end >= 0]
+        return len(self._wanted), sum(max(p.end - p.position, 0) for p in reading)
+
     def add(self, partitions: Iterable[int]) -> None:
         """Restore these partitions of every store (no I/O here: called in a callback)."""
         for p in partitions:

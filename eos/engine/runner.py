@@ -12,7 +12,10 @@ from pathlib import Path
 from eos.config import EngineSettings
 from eos.engine.app import App, build_processor
 from eos.engine.identity import claim_instance
+from eos.engine.probe import ProcessorProbe
 from eos.engine.stats import EXIT_FATAL
+from eos.kafka.statistics import ClientStatistics
+from eos.ops.server import serve
 
 __all__ = ["run"]
 
@@ -38,21 +41,33 @@ def run(
     # This process's instance id (its transactional.id), held until the processor stops;
     # claimed first so that the app's factory sees it too.
     settings, claim = claim_instance(settings)
+    client = ClientStatistics() if settings.metrics_port else None
     try:
         built = app if isinstance(app, App) else app(settings)
         processor = build_processor(
-            settings, built, until_caught_up=until_caught_up, after_crash=bool(claim.crashed)
+            settings,
+            built,
+            until_caught_up=until_caught_up,
+            after_crash=bool(claim.crashed),
+            client_stats=client,
         )
     except BaseException:
         claim.release()
         raise
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, processor.request_stop)
+    server = None
+    if settings.metrics_port:
+        probe = ProcessorProbe(processor, settings.health_stall_s, client)
+        server = serve(settings.metrics_host, settings.metrics_port, probe)
     try:
         code = processor.run()
     except Exception:
         log.exception("processor failed")
         code = EXIT_FATAL
+    finally:
+        if server is not None:
+            server.close()
     claim.release()
     if stats_json is not None:
         usage = resource.getrusage(resource.RUSAGE_SELF)

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from bisect import bisect_left
+from collections import Counter
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from confluent_kafka import KafkaError
@@ -12,9 +14,12 @@ from confluent_kafka import KafkaError
 from eos.kafka.errors import TransactionError
 
 __all__ = [
+    "BATCH_BOUNDS",
+    "COMMIT_BOUNDS",
     "EXIT_BREAKER",
     "EXIT_FATAL",
     "EXIT_OK",
+    "Buckets",
     "OutageLog",
     "ProgressLog",
     "Stats",
@@ -28,6 +33,38 @@ EXIT_FATAL = 1
 EXIT_BREAKER = 3
 
 REPORT_EVERY_S = 10.0
+COMMIT_BOUNDS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)  # seconds
+BATCH_BOUNDS = (1, 10, 50, 100, 250, 500, 1000, 2000, 5000, 10000)  # records
+
+
+@dataclass
+class Buckets:
+    """A histogram as plain data: a count per upper bound, their sum and count, read by
+    the metrics endpoint (cumulated there, as Prometheus wants)."""
+
+    bounds: tuple[float, ...]
+    counts: list[int] = field(init=False)
+    total: float = 0.0
+    n: int = 0
+
+    def __post_init__(self) -> None:
+        self.counts = [0] * len(self.bounds)
+
+    def observe(self, value: float) -> None:
+        self.n += 1
+        self.total += value
+        i = bisect_left(self.bounds, value)
+        if i < len(self.counts):
+            self.counts[i] += 1
+
+    def cumulative(self) -> list[tuple[str, int]]:
+        """(upper bound, observations at or below it), ending with +Inf."""
+        out, running = [], 0
+        for bound, count in zip(self.bounds, self.counts, strict=True):
+            running += count
+            out.append((f"{bound:g}", running))
+        out.append(("+Inf", self.n))
+        return out
 
 
 @dataclass
@@ -44,14 +81,30 @@ class Stats:
 
     first_batch_at: float | None = None
     last_commit_at: float | None = None
+    # When the run loop last came round or deliberately waited (a back-off): /healthz.
+    alive_at: float = field(default_factory=time.monotonic)
+    dead_letter_reasons: Counter[str] = field(default_factory=Counter)
+    commit_seconds: Buckets = field(default_factory=lambda: Buckets(COMMIT_BOUNDS))
+    batch_records: Buckets = field(default_factory=lambda: Buckets(BATCH_BOUNDS))
 
-    def committed(self, records: int, outputs: int, dead_lettered: int) -> None:
-        """A transaction committed with these counts."""
+    def committed(
+        self,
+        records: int,
+        outputs: int,
+        dead_lettered: int,
+        reasons: Iterable[str] = (),
+        seconds: float | None = None,
+    ) -> None:
+        """A transaction committed with these counts, dead-letter reasons and commit time."""
         self.records += records
         self.outputs += outputs
         self.dead_lettered += dead_lettered
+        self.dead_letter_reasons.update(reasons)
         self.transactions += 1
         self.last_commit_at = time.monotonic()
+        self.batch_records.observe(records)
+        if seconds is not None:
+            self.commit_seconds.observe(seconds)
 
     def rate(self) -> float:
         return self.records / max(time.monotonic() - self.started, 1e-9)
@@ -141,6 +194,11 @@ class OutageLog:
             log.warning(
                 "%s for %.0fs: %s; still holding the batch", self._what, now - self._since, detail
             )
+
+    @property
+    def down_since(self) -> float | None:
+        """Since when (monotonic) the dependency has been down, or None while it is up."""
+        return self._since
 
     def up(self) -> None:
         if self._since is not None:

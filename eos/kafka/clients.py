@@ -90,14 +90,18 @@ def producer_config(settings: EngineSettings) -> ConfigDict:
     return config
 
 
-def make_consumer(settings: EngineSettings, partition_eof: bool = False) -> Consumer:
+def make_consumer(
+    settings: EngineSettings, partition_eof: bool = False, extra: Mapping[str, Any] | None = None
+) -> Consumer:
+    """`extra`: properties of this process's own (a statistics callback), not settings."""
     config = consumer_config(settings)
     config["enable.partition.eof"] = partition_eof
+    config.update(extra or {})
     return Consumer(config, logger=log)
 
 
-def make_producer(settings: EngineSettings) -> Producer:
-    return Producer(producer_config(settings), logger=log)
+def make_producer(settings: EngineSettings, extra: Mapping[str, Any] | None = None) -> Producer:
+    return Producer({**producer_config(settings), **(extra or {})}, logger=log)
 
 
 def make_registry(settings: EngineSettings) -> SchemaRegistryClient:

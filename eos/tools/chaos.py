@@ -117,6 +117,7 @@ def _env(opts: ChaosOptions, spec: StackSpec, tag: str, run_dir: Path) -> dict[s
         **LedgerSettings.private_env(tag, spec.bootstrap_servers, str(spec.registry_url)),
         "EOS_TRANSACTION_TIMEOUT_MS": "15000",
         "EOS_SESSION_TIMEOUT_MS": "10000",
+        "EOS_METRICS_PORT": "0",  # three processors share one host and its ports
         "EOS_STATIC_MEMBERSHIP": "true" if opts.static_membership else "false",
         "EOS_STATE_DIR": str(run_dir / "state"),
     }

@@ -81,6 +81,9 @@ def run_demo(bootstrap: str, registry_url: str, opts: DemoOptions) -> int:
     step("2/6 starting two ledger processors")
     logs = Path(tempfile.mkdtemp(prefix=f"eos-{tag}-"))
     procs = {name: start_processor(name, logs) for name in ("a", "b")}
+    for name in procs:
+        if metrics_port(name):
+            print(f"  processor {name}: http://127.0.0.1:{metrics_port(name)}/metrics", flush=True)
     stop = threading.Event()
     try:
         load = _load(engine, ledger, procs, logs, opts, stop)
@@ -191,12 +194,20 @@ def step(text: str) -> None:
     print(f"\n== {text}", flush=True)
 
 
+def metrics_port(name: str) -> int:
+    """Processor a serves /metrics on EOS_METRICS_PORT (default 9464), b on the next;
+    0: none."""
+    base = int(os.environ.get("EOS_METRICS_PORT") or 9464)
+    return base + "abcdefgh".index(name) if base else 0
+
+
 def start_processor(name: str, logs: Path) -> subprocess.Popen[bytes]:
     log = open(logs / f"processor-{name}.log", "ab")  # noqa: SIM115
     return subprocess.Popen(
         eos_command("run", "ledger", "--instance-id", f"demo-{name}"),
         stdout=log,
         stderr=subprocess.STDOUT,
+        env={**os.environ, "EOS_METRICS_PORT": str(metrics_port(name))},
     )
 
 

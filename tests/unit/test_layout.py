@@ -19,6 +19,7 @@ FORBIDDEN = {
     "engine": ("eos.ledger", "eos.testing", "eos.tools", "eos.cli", "eos.examples"),
     "ledger": ("eos.testing", "eos.tools", "eos.cli"),
     "stack": ("eos.engine", "eos.ledger", "eos.testing", "eos.tools", "eos.cli"),
+    "ops": ("eos.engine", "eos.kafka", "eos.ledger", "eos.testing", "eos.tools", "eos.cli"),
 }
 LIBRARY = tuple(FORBIDDEN)
 
