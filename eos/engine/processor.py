@@ -9,7 +9,6 @@ is produced for a partition after it is gone.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import signal
 import threading
@@ -35,6 +34,7 @@ from eos.engine.batch import (
 from eos.engine.breaker import BreakerTripped, CircuitBreaker
 from eos.engine.deadline import Stopping, exit_if_overdue, wait_in_group
 from eos.engine.dlq import DLQ_MAX_BYTES, DLQ_MIN_BYTES, Failure, dlq_record, log_dead_letters
+from eos.engine.intake import Intake
 from eos.engine.pacing import BatchPace
 from eos.engine.rebalance import Rebalance
 from eos.engine.records import Consumed, next_offsets
@@ -89,6 +89,7 @@ class Processor:
         )
         self._stop = stop or threading.Event()
         self._pace = BatchPace(settings.batch_max_records, settings.batch_target_ms / 1000)
+        self._intake = Intake(consumer, self.rebalance, self._consumer_error)
         self._recovery = Recovery(
             committer,
             consumer,
@@ -173,28 +174,18 @@ class Processor:
         return code
 
     def _on_revoke(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        log.info("revoked %s", names(self.rebalance.released(partitions)))
+        gone = self.rebalance.released(partitions)
+        self._intake.drop(gone)
+        log.info("revoked %s", names(gone))
 
     def _on_lost(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
         gone = self.rebalance.released(partitions)
+        self._intake.drop(gone)
         log.warning("lost %s (another member may own them now)", names(gone))
 
     def _consume(self) -> list[Consumed]:
         wait = 0.0 if self.rebalance.only_restoring else self.settings.batch_max_ms / 1000
-        messages = self.consumer.consume(self._pace.limit, wait)
-        batch = []
-        for msg in messages:
-            err = msg.error()
-            if err is not None:
-                self._consumer_error(err, (msg.topic() or "", msg.partition() or 0))
-                continue
-            rec = Consumed.from_message(msg)
-            if not self.rebalance.may_process(rec):
-                continue
-            self.assignment.read_from(rec.tp)
-            batch.append(rec)
-        self.assignment.fetched()
-        return self.assignment.owned(batch)
+        return self._intake.next(self._pace.limit, wait)
 
     def _consumer_error(self, err: KafkaError, tp: tuple[str, int]) -> None:
         if err.code() == KafkaError._PARTITION_EOF:
@@ -206,9 +197,12 @@ class Processor:
 
     def _process_batch(self, batch: list[Consumed]) -> None:
         # Recovered: rewound to the committed offsets, so what was not committed is read
-        # again; the batch in hand is dropped.
-        with contextlib.suppress(Recovered), self._pace.timing(len(batch)):
-            self._process(batch)
+        # again; the batch in hand and the records read ahead are dropped.
+        try:
+            with self._pace.timing(len(batch)):
+                self._process(batch)
+        except Recovered:
+            self._intake.clear()
 
     def _process(self, batch: list[Consumed]) -> None:
         """Commit `batch` once: retry transient failures, isolate poison, split on aborts."""
