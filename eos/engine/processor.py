@@ -335,7 +335,7 @@ class Processor:
         if self.until_caught_up:
             self.assignment.wrote(result.outputs)
         reasons = [f.reason for f in result.failures]
-        self.stats.committed(len(result.records), len(result.outputs), len(dlq), reasons, took)
+        self.stats.committed(len(result.records), len(result.outputs), reasons, took)
         log_dead_letters(result.failures, self.redact)
 
     def _wait(self, seconds: float) -> None:

@@ -185,7 +185,8 @@ class Recovery:
             else:
                 store.begin_batch()
         if done and result is not None:
-            self._stats.committed(len(result.records), len(result.outputs), len(result.failures))
+            reasons = [f.reason for f in result.failures]
+            self._stats.committed(len(result.records), len(result.outputs), reasons)
         rewind(self._consumer, committed, self._earliest)
         log.info(
             "recovered: the batch in doubt %s; partitions rewound to their committed offsets",

@@ -6,7 +6,7 @@ import logging
 import time
 from bisect import bisect_left
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from confluent_kafka import KafkaError
@@ -91,14 +91,14 @@ class Stats:
         self,
         records: int,
         outputs: int,
-        dead_lettered: int,
-        reasons: Iterable[str] = (),
+        reasons: Sequence[str],
         seconds: float | None = None,
     ) -> None:
-        """A transaction committed with these counts, dead-letter reasons and commit time."""
+        """A transaction committed with these counts, the reason of each record it
+        dead-lettered, and how long its commit took (when timed)."""
         self.records += records
         self.outputs += outputs
-        self.dead_lettered += dead_lettered
+        self.dead_lettered += len(reasons)
         self.dead_letter_reasons.update(reasons)
         self.transactions += 1
         self.last_commit_at = time.monotonic()

@@ -60,3 +60,10 @@ def test_buckets_cumulate_up_to_inf() -> None:
         b.observe(v)
     assert b.cumulative() == [("0.1", 2), ("1", 3), ("+Inf", 4)]
     assert b.total == 3.65
+
+
+def test_a_commit_counts_each_dead_letter_under_its_reason() -> None:
+    stats = Stats()
+    stats.committed(10, 20, ["NOT_WIRE_FORMAT", "PERMANENT", "NOT_WIRE_FORMAT"])
+    assert stats.dead_lettered == 3
+    assert stats.dead_letter_reasons == {"NOT_WIRE_FORMAT": 2, "PERMANENT": 1}
