@@ -60,6 +60,11 @@ class SecuritySettings(BaseSettings):
         return [v.get_secret_value() for v in values if v and v.get_secret_value()]
 
 
+# Where `eos run` (and the demo's first processor) serve /metrics when
+# EOS_METRICS_PORT is not given.
+DEFAULT_METRICS_PORT = 9464
+
+
 def _default_state_dir() -> Path:
     """$XDG_STATE_HOME/eos, or ~/.local/state/eos (a relative XDG_STATE_HOME is ignored,
     as the XDG spec says)."""
@@ -151,17 +156,23 @@ class EngineSettings(BaseSettings):
         return [*self.security.secrets(), *overrides]
 
     @property
+    def transaction_settle_s(self) -> float:
+        """2 x the transaction timeout and a margin: by then any transaction, and any
+        call on one (init_transactions may wait out an old one), has ended."""
+        return 2 * self.transaction_timeout_ms / 1000 + 30
+
+    @property
     def restore_stall_s(self) -> float:
         """How long a store's restore may make no progress: long enough for the
         coordinator to abort a dead owner's open transaction (which holds the changelog's
         last stable offset back until then)."""
-        return 2 * self.transaction_timeout_ms / 1000 + 30
+        return self.transaction_settle_s
 
     @property
     def health_stall_s(self) -> float:
         """How long the run loop may not come round before /healthz fails: longer than
-        its longest own deadline (a transactional call's, 2 x the transaction timeout)."""
-        return 2 * self.transaction_timeout_ms / 1000 + 30
+        its longest own deadline (a transactional call's)."""
+        return self.transaction_settle_s
 
     @property
     def incremental_rebalance(self) -> bool:

@@ -14,13 +14,13 @@ from pydantic import ValidationError
 
 from eos.cli.common import CONTEXT_SETTINGS, SuggestingGroup, exit_with, fail, setup_logging
 from eos.cli.settings import engine_options, engine_settings, settings_error
-from eos.config import EngineSettings
+from eos.config import DEFAULT_METRICS_PORT, EngineSettings
 from eos.engine import runner
 from eos.engine.app import App
 from eos.engine.dlq import replay_failed_topic, replay_transform
 from eos.errors import ConfigurationError
 
-__all__ = ["DEFAULT_METRICS_PORT", "KNOWN_APPS", "dlq", "resolve_app", "run"]
+__all__ = ["KNOWN_APPS", "dlq", "resolve_app", "run"]
 
 KNOWN_APPS = {
     "events": "eos.examples.events:build",
@@ -28,7 +28,6 @@ KNOWN_APPS = {
 }
 
 AppFactory = Callable[[EngineSettings], App]
-DEFAULT_METRICS_PORT = 9464  # `eos run` serves /metrics here unless EOS_METRICS_PORT says
 
 
 @click.command("run", context_settings=CONTEXT_SETTINGS)

@@ -18,7 +18,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from eos.config import EngineSettings
+from eos.config import DEFAULT_METRICS_PORT, EngineSettings
 from eos.errors import RunFailed
 from eos.kafka.clients import consumer_config
 from eos.kafka.offsets import TP, Offsets, lag, total
@@ -195,9 +195,9 @@ def step(text: str) -> None:
 
 
 def metrics_port(name: str) -> int:
-    """Processor a serves /metrics on EOS_METRICS_PORT (default 9464), b on the next;
-    0: none."""
-    base = int(os.environ.get("EOS_METRICS_PORT") or 9464)
+    """Processor a serves /metrics on EOS_METRICS_PORT (default DEFAULT_METRICS_PORT),
+    b on the next; 0: none."""
+    base = int(os.environ.get("EOS_METRICS_PORT") or DEFAULT_METRICS_PORT)
     return base + "abcdefgh".index(name) if base else 0
 
 
