@@ -170,6 +170,7 @@ def build_processor(
         topology.counts,
         settings.incremental_rebalance,
         follow=bool(app.stores) and settings.group_protocol == "classic",
+        metadata=admin,
     )
     return Processor(
         settings,

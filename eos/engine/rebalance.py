@@ -26,7 +26,7 @@ from eos.engine.copartition import StorePartitions, check_counts
 from eos.engine.records import Consumed
 from eos.engine.restore import Restorer
 from eos.engine.state import StateStore
-from eos.kafka.metadata import PartitionCounts, current_counts
+from eos.kafka.metadata import Client, PartitionCounts, current_counts
 
 __all__ = ["Rebalance"]
 
@@ -43,18 +43,26 @@ class Rebalance:
         partition_counts: Mapping[str, int] | None = None,
         incremental: bool = True,
         follow: bool = False,
+        metadata: Client | None = None,
     ) -> None:
         """`restorer` brings `stores` up to date after assignments; `partition_counts`:
         the inputs' and changelogs' counts at the start (a change stops the processor);
         `incremental`: the group's rebalance protocol is the cooperative one; `follow`:
-        subscribe to the first input and assign the others with it (module doc)."""
+        subscribe to the first input and assign the others with it (module doc);
+        `metadata`: the client asked for partition counts. Not the consumer: a blocking
+        call on it inside its own rebalance callback ends confluent-kafka's call state
+        for the consume() that serves the callback, and the next callback that consume()
+        serves (statistics, a log line) aborts the process."""
         self._inputs = inputs
         ordered = list(inputs)
         self._followers = ordered[1:] if follow else []
         # What the member subscribes to: the group assigns only these.
         self.subscription = ordered[:1] if follow else ordered
         self._consumer = consumer
-        self.assignment = self._assignment = Assignment(set(inputs), PartitionCounts(consumer))
+        self._metadata = metadata or consumer
+        self.assignment = self._assignment = Assignment(
+            set(inputs), PartitionCounts(self._metadata)
+        )
         self._stores = stores
         self._restorer = restorer or Restorer(stores, {}, stall_s=120.0)
         self._counts = dict(partition_counts or {})
@@ -101,7 +109,7 @@ class Rebalance:
     def _check_counts(self, partitions: list[TopicPartition]) -> None:
         if not self._counts:
             return
-        now = current_counts(self._consumer, self._counts)
+        now = current_counts(self._metadata, self._counts)
         for p in partitions:  # also what the assignor saw, which may be newer
             if p.topic in self._counts:
                 now[p.topic] = max(now.get(p.topic, 0), p.partition + 1)

@@ -9,7 +9,7 @@ from typing import Any
 from confluent_kafka import Consumer, KafkaException, TopicCollection
 from confluent_kafka.admin import AdminClient
 
-__all__ = ["PartitionCounts", "TopicCache", "current_counts", "topic_ids", "twin_member"]
+__all__ = ["Client", "PartitionCounts", "TopicCache", "current_counts", "topic_ids", "twin_member"]
 
 Client = Consumer | AdminClient
 

@@ -144,3 +144,36 @@ def test_a_follower_partition_is_assigned_and_revoked_with_the_driving_one() -> 
     assert ("unassign", sorted([(A, 2), (B, 2)])) in client.calls  # the client unassigns only A's
     assert rebalance.assignment.partitions == {(A, 0), (B, 0)}
     assert restorer.removed == {2}
+
+
+class Metadata:
+    """A cluster whose topics have two partitions each."""
+
+    def __init__(self) -> None:
+        self.asked: list[str] = []
+
+    def list_topics(self, topic: str, timeout: float) -> Any:
+        self.asked.append(topic)
+        partitions = {0: object(), 1: object()}
+        meta = type("T", (), {"error": None, "partitions": partitions})()
+        return type("M", (), {"topics": {topic: meta}})()
+
+
+def test_the_count_check_asks_another_client_than_the_consumer_in_its_callback() -> None:
+    # A blocking call on the consumer inside its own rebalance callback ends the
+    # client's call state early; the next callback served in the same consume() then
+    # aborts the process (confluent-kafka's CallState_get assertion).
+    client, restorer, metadata = Client(), FakeRestorer(), Metadata()
+    rebalance = Rebalance(
+        [A, B],
+        cast(Consumer, client),
+        [StateStore("s", "s.changelog")],
+        cast(Restorer, restorer),
+        {A: 2, B: 2},
+        incremental=True,
+        metadata=cast(Any, metadata),
+    )
+    given = [TopicPartition(t, 0) for t in (A, B)]
+    rebalance.assigned(cast(Consumer, client), given)
+    assert sorted(metadata.asked) == sorted([A, B])
+    assert [name for name, _ in client.calls] == ["assign", "pause"]
