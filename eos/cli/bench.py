@@ -90,6 +90,13 @@ def bench(
     show_default=True,
     help="The backlog of each throughput run (keys present, then an empty store).",
 )
+@click.option(
+    "--rounds",
+    type=click.IntRange(1, 10),
+    default=2,
+    show_default=True,
+    help="Throughput runs per store, the stores taking turns; the best of each counts.",
+)
 @click.option("--accounts", type=int, default=200, show_default=True)
 @click.option(
     "--dynamic-membership",
@@ -114,6 +121,7 @@ def bench_state(
     keys: int,
     partitions: int,
     payments: int,
+    rounds: int,
     accounts: int,
     dynamic_membership: bool,
     run_dir: Path | None,
@@ -135,6 +143,7 @@ def bench_state(
         keys=keys,
         partitions=partitions,
         payments=payments,
+        rounds=rounds,
         accounts=accounts,
         static_membership=not dynamic_membership,
         run_dir=run_dir,

@@ -58,6 +58,8 @@ def test_a_short_state_bench_writes_every_figure_and_cleans_up(
     assert 30 < figures["peak_rss_mb"] < 4000  # a Python process with a small store
     for rate in ("ledger_payments_per_s_empty", "ledger_payments_per_s_10m"):
         assert 10 < figures[rate] < 1_000_000, rate
+        rounds = figures[f"{rate}_rounds"]
+        assert len(rounds) == 2 and figures[rate] == max(rounds), rate
     assert figures["throughput_ratio"] == pytest.approx(
         figures["ledger_payments_per_s_10m"] / figures["ledger_payments_per_s_empty"], abs=0.002
     )
