@@ -10,6 +10,7 @@ import click
 
 from eos.cli.bench import bench, chaos, demo
 from eos.cli.common import CONTEXT_SETTINGS, SuggestingGroup
+from eos.cli.lag import lag_command
 from eos.cli.ledger import ledger, produce, verify
 from eos.cli.pay import pay_command
 from eos.cli.run import dlq, run
@@ -27,6 +28,7 @@ def cli() -> None:
 for _command in (stack, run, dlq, ledger, produce, verify, schemas, bench, demo, chaos):
     cli.add_command(_command)
 cli.add_command(pay_command)
+cli.add_command(lag_command)
 
 
 def main(argv: list[str] | None = None) -> int:

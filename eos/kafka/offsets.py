@@ -17,6 +17,7 @@ from confluent_kafka import (
     OFFSET_BEGINNING,
     OFFSET_END,
     Consumer,
+    ConsumerGroupTopicPartitions,
     IsolationLevel,
     KafkaError,
     KafkaException,
@@ -90,6 +91,14 @@ class Offsets:
                 raise KeyError(f"topic {topic} does not exist")
             out += [(topic, p) for p in sorted(info.partitions)]
         return out
+
+    def group_topics(self, group: str) -> list[str]:
+        """The topics `group` has committed offsets on, sorted (none: an empty list)."""
+        future = self._admin.list_consumer_group_offsets(
+            [ConsumerGroupTopicPartitions(group)], request_timeout=self._timeout
+        )[group]
+        found = settled(lambda: future.result(timeout=self._timeout), self._timeout)
+        return sorted({tp.topic for tp in found.topic_partitions or [] if tp.offset >= 0})
 
     def high_watermarks(self, partitions: Iterable[TP]) -> dict[TP, int]:
         """Each partition's end counting every record written (open transactions too)."""

@@ -1,0 +1,127 @@
+"""A consumer group's lag per partition, as `eos lag` shows it: the committed offset, the
+last stable offset (what a read_committed consumer can read), the high watermark, the
+lag (LSO minus committed: records the group has still to process) and the age of the
+oldest record it has not processed yet.
+
+The age is the timestamp of the first committed record at or after the group's offset,
+read by a consumer that is assigned the partition and never joins or commits for the
+group: the lag alone says nothing of how long a payment has waited.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from confluent_kafka import OFFSET_BEGINNING, TIMESTAMP_NOT_AVAILABLE, Consumer, TopicPartition
+
+from eos.kafka.clients import connection_config
+from eos.kafka.offsets import TP, Offsets
+
+__all__ = ["PartitionLag", "group_lag", "oldest_timestamps"]
+
+
+@dataclass(frozen=True)
+class PartitionLag:
+    topic: str
+    partition: int
+    committed: int  # negative: the group has committed nothing here
+    last_stable: int
+    high_watermark: int
+    oldest_age_s: float | None  # None: nothing to process, or its timestamp unknown
+
+    @property
+    def lag(self) -> int:
+        return max(self.last_stable - max(self.committed, 0), 0)
+
+    @property
+    def open_transaction(self) -> bool:
+        """Records past the LSO: a producer's transaction is open on this partition."""
+        return self.high_watermark > self.last_stable
+
+
+def group_lag(
+    offsets: Offsets,
+    config: Mapping[str, Any],
+    group: str,
+    topics: Iterable[str],
+    *,
+    now: Callable[[], float] = time.time,
+    timeout: float = 5.0,
+) -> list[PartitionLag]:
+    """Where `group` stands on every partition of `topics`, in topic and partition order."""
+    partitions = offsets.partitions(topics)
+    # Negative where nothing is committed (librdkafka says -1001): -1 throughout.
+    committed = {
+        tp: max(o, -1) for tp, o in offsets.committed(group, partitions, stable=False).items()
+    }
+    stable = offsets.last_stable(partitions)
+    high = offsets.high_watermarks(partitions)
+    behind = {
+        tp: committed.get(tp, -1) for tp in partitions if stable[tp] > max(committed.get(tp, -1), 0)
+    }
+    stamps = oldest_timestamps(config, behind, stable, timeout=timeout)
+    wall = now()
+    return [
+        PartitionLag(
+            topic=tp[0],
+            partition=tp[1],
+            committed=committed.get(tp, -1),
+            last_stable=stable[tp],
+            high_watermark=high[tp],
+            oldest_age_s=None if tp not in stamps else max(wall - stamps[tp] / 1000, 0.0),
+        )
+        for tp in partitions
+    ]
+
+
+def oldest_timestamps(
+    config: Mapping[str, Any],
+    start: Mapping[TP, int],
+    ends: Mapping[TP, int],
+    *,
+    timeout: float = 5.0,
+) -> dict[TP, int]:
+    """The timestamp (ms) of the first committed record at or after each partition's
+    offset in `start` (negative: from the log's start) and before its end in `ends`. A
+    partition with none (only aborted records and markers left), whose record does not
+    arrive within `timeout`, or that carries no timestamp, is left out."""
+    if not start:
+        return {}
+    consumer = Consumer(
+        {
+            **connection_config(config),
+            "group.id": "eos-lag-reader",  # assigned, never subscribed: never joins
+            "isolation.level": "read_committed",
+            "enable.auto.commit": False,
+            "enable.auto.offset.store": False,
+        }
+    )
+    found: dict[TP, int] = {}
+    try:
+        consumer.assign(
+            [TopicPartition(t, p, o if o >= 0 else OFFSET_BEGINNING) for (t, p), o in start.items()]
+        )
+        deadline = time.monotonic() + timeout
+        waiting = set(start)
+        while waiting and time.monotonic() < deadline:
+            msg = consumer.poll(0.2)
+            if msg is None or msg.error() is not None:
+                # Read past the end with nothing returned: aborted records only.
+                at = consumer.position([TopicPartition(*tp) for tp in sorted(waiting)])
+                waiting -= {
+                    (p.topic, p.partition) for p in at if p.offset >= ends[(p.topic, p.partition)]
+                }
+                continue
+            tp = (msg.topic() or "", msg.partition() or 0)
+            kind, stamp = msg.timestamp()
+            if tp in waiting:
+                waiting.discard(tp)
+                consumer.pause([TopicPartition(*tp)])
+                if kind != TIMESTAMP_NOT_AVAILABLE:
+                    found[tp] = stamp
+    finally:
+        consumer.close()
+    return found
