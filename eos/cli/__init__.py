@@ -6,23 +6,48 @@ fish_source for the other shells).
 
 from __future__ import annotations
 
+import logging
+import os
+
 import click
 
 from eos.cli.bench import bench, chaos, demo
-from eos.cli.common import CONTEXT_SETTINGS, SuggestingGroup
+from eos.cli.common import CONTEXT_SETTINGS, SuggestingGroup, choose_logging
+from eos.cli.envcheck import unknown_variables
 from eos.cli.lag import lag_command
 from eos.cli.ledger import ledger, produce, verify
 from eos.cli.pay import pay_command
 from eos.cli.run import dlq, run
 from eos.cli.schemas import schemas
 from eos.cli.stack import stack
+from eos.logs import FORMATS, LEVELS
 
 __all__ = ["cli", "main"]
 
 
 @click.group("eos", cls=SuggestingGroup, context_settings=CONTEXT_SETTINGS)
-def cli() -> None:
+@click.option(
+    "--log-level",
+    type=click.Choice(LEVELS, case_sensitive=False),
+    default="info",
+    envvar="EOS_LOG_LEVEL",
+    show_default=True,
+    show_envvar=True,
+)
+@click.option(
+    "--log-format",
+    type=click.Choice(FORMATS, case_sensitive=False),
+    default="text",
+    envvar="EOS_LOG_FORMAT",
+    show_default=True,
+    show_envvar=True,
+    help="json: one JSON object per line (time, level, logger, message).",
+)
+def cli(log_level: str, log_format: str) -> None:
     """Exactly-once consume-transform-produce on Apache Kafka."""
+    choose_logging(log_level.lower(), log_format.lower())
+    for line in unknown_variables(os.environ):
+        logging.getLogger("eos").warning(line)
 
 
 for _command in (stack, run, dlq, ledger, produce, verify, schemas, bench, demo, chaos):

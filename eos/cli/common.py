@@ -1,16 +1,24 @@
 """What every `eos` command shares: the group class that suggests commands, how a
-command fails, and the log format."""
+command fails, and how it logs."""
 
 from __future__ import annotations
 
 import difflib
-import logging
-import sys
+from collections.abc import Iterable
 from typing import Any, NoReturn
 
 import click
 
-__all__ = ["CONTEXT_SETTINGS", "SuggestingGroup", "exit_with", "fail", "setup_logging"]
+from eos.logs import configure
+
+__all__ = [
+    "CONTEXT_SETTINGS",
+    "SuggestingGroup",
+    "choose_logging",
+    "exit_with",
+    "fail",
+    "setup_logging",
+]
 
 CONTEXT_SETTINGS: dict[str, Any] = {"help_option_names": ["-h", "--help"]}
 
@@ -44,9 +52,15 @@ def fail(message: str, code: int, *, err: bool = True) -> NoReturn:
     exit_with(code)
 
 
-def setup_logging() -> None:
-    logging.basicConfig(
-        level=logging.INFO,
-        stream=sys.stderr,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+_chosen = {"level": "info", "format": "text"}
+
+
+def choose_logging(level: str, fmt: str) -> None:
+    """Log at `level` in `fmt` from now on (the `eos` group's --log-level/--log-format)."""
+    _chosen.update(level=level, format=fmt)
+    setup_logging()
+
+
+def setup_logging(secrets: Iterable[str] = ()) -> None:
+    """Logging as chosen, `secrets` taken out of every line besides URL credentials."""
+    configure(_chosen["level"], _chosen["format"], secrets=secrets)
