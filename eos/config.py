@@ -65,6 +65,15 @@ class SecuritySettings(BaseSettings):
 DEFAULT_METRICS_PORT = 9464
 
 
+def split_list(value: object) -> object:
+    """A list setting from the environment: comma-separated (A,B) or a JSON list."""
+    if isinstance(value, str):
+        if value.lstrip().startswith("["):
+            return json.loads(value)
+        return [t.strip() for t in value.split(",") if t.strip()]
+    return value
+
+
 def _default_state_dir() -> Path:
     """$XDG_STATE_HOME/eos, or ~/.local/state/eos (a relative XDG_STATE_HOME is ignored,
     as the XDG spec says)."""
@@ -141,6 +150,12 @@ class EngineSettings(BaseSettings):
     metrics_host: str = Field(default="127.0.0.1", description="0.0.0.0 to be scraped")
 
     shutdown_timeout_s: float = Field(default=30.0, gt=0)
+    # `eos run` checks it can reach the cluster and the registry and exits (2) in one
+    # line when it cannot; a supervised service started before them waits instead.
+    startup_wait: bool = Field(
+        default=False,
+        description="at start, wait for an unreachable cluster or registry instead of exiting",
+    )
     security: SecuritySettings = Field(default_factory=SecuritySettings)
     client_overrides: dict[str, str] = Field(
         default_factory=dict, description="extra librdkafka properties for both clients"
@@ -196,11 +211,7 @@ class EngineSettings(BaseSettings):
     @field_validator("input_topics", mode="before")
     @classmethod
     def _split_topics(cls, value: object) -> object:
-        if isinstance(value, str):
-            if value.lstrip().startswith("["):
-                return json.loads(value)
-            return [t.strip() for t in value.split(",") if t.strip()]
-        return value
+        return split_list(value)
 
     @model_validator(mode="after")
     def _check(self) -> EngineSettings:

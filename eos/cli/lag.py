@@ -9,6 +9,7 @@ import click
 from confluent_kafka import KafkaException
 
 from eos.cli.common import CONTEXT_SETTINGS, fail
+from eos.cli.preflight import reachable
 from eos.cli.settings import engine_options, engine_settings
 from eos.kafka.clients import consumer_config
 from eos.kafka.errors import kafka_error
@@ -42,6 +43,7 @@ def lag_command(
     processed. HIGH past the LSO means a transaction is open on the partition.
     """
     settings = engine_settings(given)
+    reachable(settings, "eos lag", registry=False)
     config = consumer_config(settings)
     wanted = [t for spec in topics for t in spec.split(",") if t] or settings.input_topics
     try:

@@ -8,6 +8,7 @@ import click
 from confluent_kafka import KafkaException
 
 from eos.cli.common import CONTEXT_SETTINGS, SuggestingGroup, exit_with, fail
+from eos.cli.preflight import reachable
 from eos.cli.progress import ReadProgressLine
 from eos.cli.settings import CONNECTION, engine_options, engine_settings, ledger_settings
 from eos.engine.redact import Redactor
@@ -40,6 +41,7 @@ def setup_command(partitions: int, replication: int | None, **given: str | None)
     """Create the ledger's topics, register its schemas (BACKWARD compatibility)."""
     engine = engine_settings(given)
     ledger_settings()
+    reachable(engine, "eos ledger setup")
     try:
         setup(engine, partitions, replication)
     except EosError as exc:
@@ -84,6 +86,7 @@ def payments(
 ) -> None:
     """Realistic payments for the ledger."""
     engine = engine_settings(given)
+    reachable(engine, "eos produce payments")
     spec = LoadSpec(
         count=count,
         accounts=accounts,
@@ -100,6 +103,8 @@ def payments(
         report = produce_payments(engine, ledger_settings(), spec)
     except EosError as exc:
         fail(f"eos produce payments: {exc}", 2 if isinstance(exc, ConfigurationError) else 1)
+    if report.interrupted:
+        fail(f"eos produce payments: {report.interrupted_line(count)}", 130)
     print(report.line())
 
 
@@ -128,6 +133,8 @@ def verify_ledger(as_json: bool, **given: str | None) -> None:
 
     engine = engine_settings(given)
     books = ledger_settings()
+    # The cluster's refusals it reports itself, with the settings to check.
+    reachable(engine, "eos verify ledger", cluster=False)
     redact = Redactor(engine.secrets())
     # librdkafka's own lines repeat, many times over, what the one-line error below says.
     logging.getLogger("eos.kafka.reader").setLevel(logging.CRITICAL)

@@ -10,6 +10,7 @@ import click
 from confluent_kafka import KafkaException
 
 from eos.cli.common import CONTEXT_SETTINGS, exit_with, fail
+from eos.cli.preflight import reachable
 from eos.cli.settings import CONNECTION, engine_options, engine_settings, ledger_settings
 from eos.errors import EosError
 from eos.kafka.errors import kafka_error
@@ -95,6 +96,7 @@ def pay_command(
     pid = _payment_id(payment_id)
     engine = engine_settings(given)
     ledger = ledger_settings()
+    reachable(engine, "eos pay")
     request = PaymentRequest(
         payment_id=pid,
         debit_account=debit,

@@ -11,14 +11,23 @@ from typing import NoReturn
 
 import click
 from pydantic import ValidationError
+from pydantic_settings import SettingsError
 
 from eos.cli.common import CONTEXT_SETTINGS, SuggestingGroup, exit_with, fail, setup_logging
-from eos.cli.settings import engine_options, engine_settings, settings_error
+from eos.cli.preflight import reachable
+from eos.cli.settings import (
+    LEDGER_PREFIX,
+    engine_options,
+    engine_settings,
+    settings_error,
+    unreadable,
+)
 from eos.config import DEFAULT_METRICS_PORT, EngineSettings
 from eos.engine import runner
 from eos.engine.app import App
 from eos.engine.dlq import replay_failed_topic, replay_transform
 from eos.errors import ConfigurationError
+from eos.ledger.settings import LedgerSettings
 
 __all__ = ["KNOWN_APPS", "dlq", "resolve_app", "run"]
 
@@ -51,8 +60,9 @@ def run(app: str, until_caught_up: bool, stats_json: Path | None, **given: str |
     that builds the App from the settings. Settings come from the flags, the EOS_<NAME>
     environment variables or a .env file, in that order.
     """
-    setup_logging()
     settings = engine_settings(given)
+    setup_logging(settings.secrets())
+    reachable(settings)
     if settings.metrics_port is None:  # on unless turned off (0)
         settings = settings.model_copy(update={"metrics_port": DEFAULT_METRICS_PORT})
     try:
@@ -75,8 +85,9 @@ def replay(**given: str | None) -> None:
     Reads EOS_DLQ_TOPIC as group <group>-dlq-replay; records it cannot re-publish go to
     <dlq>.replay-failed.
     """
-    setup_logging()
     base = engine_settings(given)
+    setup_logging(base.secrets())
+    reachable(base, "eos dlq replay")
     settings = engine_settings(
         given,
         group_id=f"{base.group_id}-dlq-replay",
@@ -123,7 +134,10 @@ def _run(
     try:
         code = runner.run(app, settings, until_caught_up=until_caught_up, stats_json=stats_json)
     except ValidationError as exc:  # an app's own settings, read by its factory
-        fail(settings_error(exc), 2)
+        ledger = exc.title == LedgerSettings.__name__
+        fail(settings_error(exc, LEDGER_PREFIX, flags=False) if ledger else settings_error(exc), 2)
+    except SettingsError as exc:
+        fail(unreadable(exc, ""), 2)
     except (ConfigurationError, ValueError, FileNotFoundError) as exc:
         fail(f"{command}: {exc}", 2)
     exit_with(code)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import click
 
 from eos.cli.common import CONTEXT_SETTINGS, SuggestingGroup, exit_with, fail
+from eos.cli.preflight import reachable
 from eos.cli.settings import engine_options, engine_settings, ledger_settings
 from eos.config import EngineSettings
 from eos.engine.app import App, app_subjects
@@ -35,6 +36,7 @@ def check(app: str, **given: str | None) -> None:
     APP: ledger (the default: schemas/ledger), events, or module:attr as for `eos run`.
     """
     engine = engine_settings(given)
+    reachable(engine, "eos schemas check", cluster=False)
     results = compat.check_subjects(make_registry(engine), _subjects(app, engine))
     for r in results:
         print(f"{r.subject:<40} {r.status:<13} {r.detail}")
@@ -52,6 +54,7 @@ def register(app: str, **given: str | None) -> None:
     APP: ledger (the default: schemas/ledger), events, or module:attr as for `eos run`.
     """
     engine = engine_settings(given)
+    reachable(engine, "eos schemas register", cluster=False)
     registered = compat.register_subjects(make_registry(engine), _subjects(app, engine))
     for subject, schema_id in registered.items():
         print(f"registered {subject} (id {schema_id}, BACKWARD)")

@@ -8,6 +8,7 @@ settings (security, client overrides) come from the environment only.
 
 from __future__ import annotations
 
+import re
 import types
 from collections.abc import Callable, Mapping
 from enum import Enum
@@ -15,6 +16,7 @@ from typing import Any, Literal, TypeVar, Union, get_args, get_origin
 
 import click
 from pydantic import ValidationError
+from pydantic_settings import SettingsError
 
 from eos.cli.common import fail
 from eos.config import EngineSettings
@@ -32,6 +34,7 @@ __all__ = [
 F = TypeVar("F", bound=Callable[..., Any])
 
 ENV_PREFIX = "EOS_"
+LEDGER_PREFIX = "EOS_LEDGER_"
 _ENV_ONLY = {"security", "client_overrides"}
 ENGINE_FIELDS = tuple(name for name in EngineSettings.model_fields if name not in _ENV_ONLY)
 CONNECTION = ("bootstrap_servers", "schema_registry_url")
@@ -70,6 +73,8 @@ def engine_settings(given: Mapping[str, Any], **overrides: Any) -> EngineSetting
         return EngineSettings(**explicit)
     except ValidationError as exc:
         fail(settings_error(exc), 2)
+    except SettingsError as exc:
+        fail(unreadable(exc, ENV_PREFIX), 2)
 
 
 def ledger_settings() -> LedgerSettings:
@@ -77,16 +82,35 @@ def ledger_settings() -> LedgerSettings:
     try:
         return LedgerSettings()
     except ValidationError as exc:
-        fail(settings_error(exc), 2)
+        fail(settings_error(exc, LEDGER_PREFIX, flags=False), 2)
+    except SettingsError as exc:
+        fail(unreadable(exc, LEDGER_PREFIX), 2)
 
 
-def settings_error(exc: ValidationError) -> str:
-    lines = ["invalid settings:"]
+def settings_error(exc: ValidationError, prefix: str = ENV_PREFIX, flags: bool = True) -> str:
+    """One line naming each invalid setting by its variable (and flag, where it has one)."""
+    parts = []
     for err in exc.errors():
-        loc = "_".join(str(p) for p in err["loc"]).upper()
-        name = f"EOS_{loc} / --{loc.lower().replace('_', '-')}" if loc else "settings"
-        lines.append(f"  {name}: {err['msg']}")
-    return "\n".join(lines)
+        loc = "_".join(str(p) for p in err["loc"] if not isinstance(p, int)).upper()
+        if not loc:
+            name = "settings"
+        elif flags and loc.lower() in ENGINE_FIELDS:
+            name = f"{prefix}{loc} / --{loc.lower().replace('_', '-')}"
+        else:
+            name = f"{prefix}{loc}"
+        parts.append(f"{name}: {err['msg'].removeprefix('Value error, ')}")
+    return "invalid settings: " + "; ".join(parts)
+
+
+def unreadable(exc: SettingsError, prefix: str) -> str:
+    """One line for a variable pydantic-settings could not even parse (a dict setting
+    that is not JSON)."""
+    field = re.search(r'field "(\w+)"', str(exc))
+    name = f"{prefix or 'EOS_'}{field.group(1).upper()}" if field else "an EOS_* variable"
+    return (
+        f"invalid settings: {name} cannot be read: give a JSON object, such as "
+        f'{name}=\'{{"linger.ms": "20"}}\''
+    )
 
 
 def _help(name: str) -> str:

@@ -12,7 +12,8 @@ from confluent_kafka.schema_registry import SchemaRegistryClient
 
 from eos.config import EngineSettings, Mode
 
-log = logging.getLogger("eos.kafka")
+# librdkafka's own log (eos.logs collapses its repeats)
+log = logging.getLogger("eos.librdkafka")
 
 ConfigDict = dict[str, str | int | float | bool]
 
@@ -27,8 +28,13 @@ def connection_config(config: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in config.items() if k.startswith(CONNECTION_PREFIXES)}
 
 
+def client_config_for_admin(settings: EngineSettings) -> ConfigDict:
+    """The connection settings of a helper client (admin, reader) of `settings`."""
+    return connection_config(_common(settings))
+
+
 def make_admin(settings: EngineSettings) -> AdminClient:
-    return AdminClient(connection_config(_common(settings)))
+    return AdminClient(client_config_for_admin(settings), logger=log)
 
 
 def client_id(settings: EngineSettings) -> str:
@@ -104,9 +110,14 @@ def make_producer(settings: EngineSettings, extra: Mapping[str, Any] | None = No
     return Producer({**producer_config(settings), **(extra or {})}, logger=log)
 
 
-def make_registry(settings: EngineSettings) -> SchemaRegistryClient:
-    # A bounded wait per request: a registry that hangs must not hang the caller.
-    conf: dict[str, str | int] = {"url": settings.schema_registry_url, "timeout": 10}
+def make_registry(
+    settings: EngineSettings, timeout: float = 10, retries: int | None = None
+) -> SchemaRegistryClient:
+    """`timeout`: a bounded wait per request (a registry that hangs must not hang the
+    caller); `retries`: the client's own retries of a failed request (None: its default)."""
+    conf: dict[str, str | int | float] = {"url": settings.schema_registry_url, "timeout": timeout}
+    if retries is not None:
+        conf["max.retries"] = retries
     auth = settings.security.schema_registry_basic_auth
     if auth:
         conf["basic.auth.user.info"] = auth.get_secret_value()

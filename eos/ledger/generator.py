@@ -54,6 +54,16 @@ class LoadSpec:
 class LoadReport:
     kinds: Counter[str] = field(default_factory=Counter)
     seconds: float = 0.0
+    delivered: int = 0
+    interrupted: bool = False  # Ctrl-C: what was queued was flushed, the rest not sent
+    undelivered: int = 0
+
+    def interrupted_line(self, count: int) -> str:
+        produced = sum(self.kinds.values())
+        return (
+            f"interrupted: {self.delivered:,} of {count:,} records delivered, "
+            f"{count - produced:,} never sent, {self.undelivered:,} queued but not delivered"
+        )
 
     def line(self) -> str:
         parts = ", ".join(f"{k} {v:,}" for k, v in sorted(self.kinds.items()))
@@ -139,11 +149,14 @@ def produce_payments(engine: EngineSettings, ledger: LedgerSettings, spec: LoadS
     producer = Producer(config)
     errors: list[KafkaError] = []
 
+    report = LoadReport()
+
     def on_delivery(err: KafkaError | None, _msg: Message) -> None:
         if err is not None:
             errors.append(err)
+        else:
+            report.delivered += 1
 
-    report = LoadReport()
     progress = Progress("produce payments", spec.count)
     sent: list[tuple[bytes, bytes, list[tuple[str, bytes]]]] = []
     funding = factory.funding()
@@ -154,19 +167,29 @@ def produce_payments(engine: EngineSettings, ledger: LedgerSettings, spec: LoadS
     else:
         funding = funding[: spec.count // 5]
     started = time.monotonic()
-    for i in range(spec.count):
-        if spec.rate:
-            delay = started + i / spec.rate - time.monotonic()
-            if delay > 0:
-                time.sleep(delay)
-        kind, key, value, headers = _next(i, funding, factory, encoder, spec, rng, sent)
-        report.kinds[kind] += 1
-        produce(producer, Encoded(ledger.payments_topic, key, value, headers), on_delivery)
-        if i % 1000 == 0:
-            producer.poll(0)
-            progress.update(i)
-            if errors:
-                break
+    try:
+        for i in range(spec.count):
+            if spec.rate:
+                delay = started + i / spec.rate - time.monotonic()
+                if delay > 0:
+                    time.sleep(delay)
+            kind, key, value, headers = _next(i, funding, factory, encoder, spec, rng, sent)
+            produce(producer, Encoded(ledger.payments_topic, key, value, headers), on_delivery)
+            report.kinds[kind] += 1
+            if i % 1000 == 0:
+                producer.poll(0)
+                progress.update(i)
+                if errors:
+                    break
+    except KeyboardInterrupt:
+        # What is queued is delivered (a second Ctrl-C gives that up too), then reported.
+        report.interrupted = True
+        try:
+            report.undelivered = producer.flush(30)
+        except KeyboardInterrupt:
+            report.undelivered = len(producer)
+        report.seconds = time.monotonic() - started
+        return report
     remaining = producer.flush(120)
     if errors or remaining:
         raise UndeliveredRecords(

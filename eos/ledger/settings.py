@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from eos.config import split_list
 from eos.engine.dlq import replay_failed_topic
 from eos.ledger.currencies import CURRENCIES
 
@@ -30,10 +31,29 @@ class LedgerSettings(BaseSettings):
     balances_changelog: str = "ledger.balances.changelog"
     dedup_changelog: str = "ledger.dedup.changelog"
 
-    currencies: list[str] = Field(
+    currencies: Annotated[list[str], NoDecode] = Field(
         default_factory=lambda: sorted(CURRENCIES),
         description="codes accepted, each of the currency table (eos/ledger/currencies.py)",
     )
+
+    @field_validator("currencies", mode="before")
+    @classmethod
+    def _split(cls, value: object) -> object:
+        return split_list(value)
+
+    @field_validator("currencies")
+    @classmethod
+    def _known(cls, value: list[str]) -> list[str]:
+        unknown = sorted(c for c in set(value) if c.strip().upper() not in CURRENCIES)
+        if unknown:
+            raise ValueError(
+                f"unknown currency code(s) {', '.join(unknown)}; "
+                f"known: {', '.join(sorted(CURRENCIES))}"
+            )
+        if not value:
+            raise ValueError("name at least one currency code, such as EUR,USD")
+        return value
+
     external_prefix: str = Field(
         default="ext:", description="accounts that model the outside world; may go negative"
     )

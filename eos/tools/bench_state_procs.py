@@ -70,7 +70,7 @@ class Processor:
         self.name, self.log, self.peak = name, log, peak
         with log.open("ab") as out:
             self.proc = subprocess.Popen(
-                eos_command("run", "ledger"),
+                eos_command("run", "ledger", "--startup-wait", "true"),
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,

@@ -74,7 +74,7 @@ class Pool:
         log = self.logs / f"processor-{name}.log"
         with log.open("ab") as out:
             proc = subprocess.Popen(
-                eos_command("run", "ledger"),
+                eos_command("run", "ledger", "--startup-wait", "true"),
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,

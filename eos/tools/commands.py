@@ -40,5 +40,7 @@ def run_command(
         dlq_topic,
         "--instance-id",
         instance,
+        "--startup-wait",  # a supervised service: it waits out a cluster not up yet
+        "true",
         *extra,
     )

@@ -204,7 +204,7 @@ def metrics_port(name: str) -> int:
 def start_processor(name: str, logs: Path) -> subprocess.Popen[bytes]:
     log = open(logs / f"processor-{name}.log", "ab")  # noqa: SIM115
     return subprocess.Popen(
-        eos_command("run", "ledger", "--instance-id", f"demo-{name}"),
+        eos_command("run", "ledger", "--instance-id", f"demo-{name}", "--startup-wait", "true"),
         stdout=log,
         stderr=subprocess.STDOUT,
         env={**os.environ, "EOS_METRICS_PORT": str(metrics_port(name))},

@@ -22,7 +22,10 @@ class LedgerProcessor(Spawned):
 
     def __init__(self, instance_id: str, env: dict[str, str]) -> None:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "eos", "run", "ledger", "--instance-id", instance_id],
+            [
+                *(sys.executable, "-m", "eos", "run", "ledger", "--instance-id", instance_id),
+                *("--startup-wait", "true"),
+            ],
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             env=env,

@@ -4,6 +4,7 @@ import uuid
 from datetime import UTC, datetime
 
 import pytest
+from pydantic import ValidationError
 
 from eos.kafka.partitioner import murmur2, partition_for
 from eos.ledger.currencies import CURRENCIES
@@ -103,9 +104,10 @@ def test_the_amount_limit_is_per_currency_by_its_minor_unit_digits(
     assert result is not None and result[0] is RejectionReason.AMOUNT_TOO_LARGE
 
 
-def test_a_currency_outside_the_table_is_unknown_even_if_configured() -> None:
-    settings = LedgerSettings(currencies=["EUR", "XQZ"])
-    result = validate(_req(currency="XQZ"), settings)
+def test_a_currency_outside_the_table_cannot_be_configured() -> None:
+    with pytest.raises(ValidationError, match="unknown currency code"):
+        LedgerSettings(currencies=["EUR", "XQZ"])
+    result = validate(_req(currency="XQZ"), LedgerSettings(currencies=["EUR"]))
     assert result is not None and result[0] is RejectionReason.UNKNOWN_CURRENCY
 
 
