@@ -8,7 +8,6 @@ engine retries both, as it does for any outage later on).
 
 from __future__ import annotations
 
-import logging
 import time
 
 from confluent_kafka import KafkaException
@@ -25,8 +24,6 @@ from eos.logs import redact_urls
 __all__ = ["REACH_TIMEOUT_S", "check_cluster", "check_registry", "reachable"]
 
 REACH_TIMEOUT_S = 8.0  # the answer within 10 s, with the process's own start on top
-
-log = logging.getLogger("eos.preflight")
 
 
 def reachable(
@@ -51,10 +48,10 @@ def reachable(
 
 def check_cluster(settings: EngineSettings, timeout: float = REACH_TIMEOUT_S) -> None:
     """ConfigurationError unless a broker of EOS_BOOTSTRAP_SERVERS answers in time."""
-    admin = AdminClient(
-        {**client_config_for_admin(settings), "socket.connection.setup.timeout.ms": 5000},
-        logger=log,  # served by no poll: its connection errors stay out of the output
-    )
+    # librdkafka's own lines would repeat, many times over, the one line below. (No
+    # Python logger: an admin client would call it from librdkafka's threads.)
+    config = {**client_config_for_admin(settings), "log_level": 0}
+    admin = AdminClient({**config, "socket.connection.setup.timeout.ms": 5000})
     try:
         admin.list_topics(timeout=timeout)
     except KafkaException as exc:

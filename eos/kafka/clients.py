@@ -34,7 +34,9 @@ def client_config_for_admin(settings: EngineSettings) -> ConfigDict:
 
 
 def make_admin(settings: EngineSettings) -> AdminClient:
-    return AdminClient(client_config_for_admin(settings), logger=log)
+    # No logger: confluent-kafka would call it from librdkafka's own threads, outside
+    # any call of the client, and abort the process (CallState_get assertion).
+    return AdminClient(client_config_for_admin(settings))
 
 
 def client_id(settings: EngineSettings) -> str:
