@@ -29,10 +29,10 @@ __all__ = ["cli", "main"]
 @click.option(
     "--log-level",
     type=click.Choice(LEVELS, case_sensitive=False),
-    default="info",
+    default=None,
     envvar="EOS_LOG_LEVEL",
-    show_default=True,
     show_envvar=True,
+    help="[default: info for eos run and eos dlq replay, warning for the other commands]",
 )
 @click.option(
     "--log-format",
@@ -43,9 +43,9 @@ __all__ = ["cli", "main"]
     show_envvar=True,
     help="json: one JSON object per line (time, level, logger, message).",
 )
-def cli(log_level: str, log_format: str) -> None:
+def cli(log_level: str | None, log_format: str) -> None:
     """Exactly-once consume-transform-produce on Apache Kafka."""
-    choose_logging(log_level.lower(), log_format.lower())
+    choose_logging(log_level.lower() if log_level else None, log_format.lower())
     for line in unknown_variables(os.environ):
         logging.getLogger("eos").warning(line)
 

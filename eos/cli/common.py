@@ -52,15 +52,18 @@ def fail(message: str, code: int, *, err: bool = True) -> NoReturn:
     exit_with(code)
 
 
-_chosen = {"level": "info", "format": "text"}
+_chosen: dict[str, str | None] = {"level": None, "format": "text"}
 
 
-def choose_logging(level: str, fmt: str) -> None:
-    """Log at `level` in `fmt` from now on (the `eos` group's --log-level/--log-format)."""
+def choose_logging(level: str | None, fmt: str) -> None:
+    """Log at `level` (None: WARNING, until a service asks for INFO) in `fmt` from now on
+    (the `eos` group's --log-level/--log-format). A one-shot command's output stays its
+    own report; `eos run` logs what it does."""
     _chosen.update(level=level, format=fmt)
-    setup_logging()
+    configure(level or "warning", fmt)
 
 
 def setup_logging(secrets: Iterable[str] = ()) -> None:
-    """Logging as chosen, `secrets` taken out of every line besides URL credentials."""
-    configure(_chosen["level"], _chosen["format"], secrets=secrets)
+    """A service's logging: as chosen (INFO unless told otherwise), `secrets` taken out
+    of every line besides URL credentials."""
+    configure(_chosen["level"] or "info", _chosen["format"] or "text", secrets=secrets)
