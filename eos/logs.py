@@ -17,6 +17,9 @@ from typing import TextIO
 
 from pythonjsonlogger.json import JsonFormatter
 
+from eos.engine.redact import Redactor
+from eos.kafka.clients import LIBRDKAFKA_LOGGER
+
 __all__ = [
     "FORMATS",
     "LEVELS",
@@ -29,7 +32,6 @@ __all__ = [
 
 LEVELS = ("debug", "info", "warning", "error")
 FORMATS = ("text", "json")
-LIBRDKAFKA_LOGGER = "eos.librdkafka"  # the logger eos/kafka/clients.py gives librdkafka
 TEXT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 # httpx logs every request at INFO (a thousand lines in a run), with its URL.
 QUIET = ("httpx", "httpx2", "httpcore", "httpcore2")
@@ -48,13 +50,10 @@ class RedactingFormatter(logging.Formatter):
     def __init__(self, inner: logging.Formatter, secrets: Iterable[str] = ()) -> None:
         super().__init__()
         self.inner = inner
-        self.secrets = sorted({s for s in secrets if s}, key=len, reverse=True)
+        self.redact = Redactor(secrets)
 
     def format(self, record: logging.LogRecord) -> str:
-        text = redact_urls(self.inner.format(record))
-        for secret in self.secrets:
-            text = text.replace(secret, "***")
-        return text
+        return self.redact(redact_urls(self.inner.format(record)))
 
 
 class Collapse(logging.Filter):
@@ -65,7 +64,7 @@ class Collapse(logging.Filter):
     def __init__(self, window: float = 30.0) -> None:
         super().__init__()
         self.window = window
-        self._seen: dict[str, tuple[float, int]] = {}  # message: (shown at, held since)
+        self._seen: dict[str, tuple[float, int]] = {}  # message: (shown at, held back)
 
     def filter(self, record: logging.LogRecord) -> bool:
         key = record.getMessage()

@@ -2,8 +2,8 @@
 few seconds, one line naming the setting to fix, instead of librdkafka retrying a wrong
 address for ever or an HTTP client's traceback.
 
-`eos run --wait` skips this: a service started before its cluster waits for it (the
-engine retries both, as it does for any outage later on).
+EOS_STARTUP_WAIT=true (`--startup-wait true`) skips this: a service started before its
+cluster waits for it (the engine retries both, as it does for any outage later on).
 """
 
 from __future__ import annotations
@@ -50,13 +50,17 @@ def check_cluster(settings: EngineSettings, timeout: float = REACH_TIMEOUT_S) ->
     """ConfigurationError unless a broker of EOS_BOOTSTRAP_SERVERS answers in time."""
     # librdkafka's own lines would repeat, many times over, the one line below. (No
     # Python logger: an admin client would call it from librdkafka's threads.)
-    config = {**client_config_for_admin(settings), "log_level": 0}
-    admin = AdminClient({**config, "socket.connection.setup.timeout.ms": 5000})
+    admin = AdminClient(
+        {
+            **client_config_for_admin(settings),
+            "log_level": 0,
+            "socket.connection.setup.timeout.ms": 5000,
+        }
+    )
     try:
         admin.list_topics(timeout=timeout)
     except KafkaException as exc:
-        error = kafka_error(exc)
-        why = error.str()
+        why = kafka_error(exc).str()
         hint = "check EOS_BOOTSTRAP_SERVERS / --bootstrap-servers"
         if settings.security.security_protocol != "PLAINTEXT":
             hint += " and the EOS_SECURITY_PROTOCOL / EOS_SASL_* / EOS_SSL_* settings"

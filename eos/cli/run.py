@@ -16,7 +16,7 @@ from pydantic_settings import SettingsError
 from eos.cli.common import CONTEXT_SETTINGS, SuggestingGroup, exit_with, fail, setup_logging
 from eos.cli.preflight import reachable
 from eos.cli.settings import (
-    LEDGER_PREFIX,
+    ENV_PREFIX,
     engine_options,
     engine_settings,
     settings_error,
@@ -27,7 +27,6 @@ from eos.engine import runner
 from eos.engine.app import App
 from eos.engine.dlq import replay_failed_topic, replay_transform
 from eos.errors import ConfigurationError
-from eos.ledger.settings import LedgerSettings
 
 __all__ = ["KNOWN_APPS", "dlq", "resolve_app", "run"]
 
@@ -134,10 +133,9 @@ def _run(
     try:
         code = runner.run(app, settings, until_caught_up=until_caught_up, stats_json=stats_json)
     except ValidationError as exc:  # an app's own settings, read by its factory
-        ledger = exc.title == LedgerSettings.__name__
-        fail(settings_error(exc, LEDGER_PREFIX, flags=False) if ledger else settings_error(exc), 2)
+        fail(settings_error(exc), 2)
     except SettingsError as exc:
-        fail(unreadable(exc, ""), 2)
+        fail(unreadable(exc, ENV_PREFIX), 2)
     except (ConfigurationError, ValueError, FileNotFoundError) as exc:
         fail(f"{command}: {exc}", 2)
     exit_with(code)

@@ -25,16 +25,19 @@ from eos.ledger.settings import LedgerSettings
 __all__ = [
     "CONNECTION",
     "ENGINE_FIELDS",
+    "ENV_PREFIX",
+    "LEDGER_PREFIX",
     "engine_options",
     "engine_settings",
     "ledger_settings",
     "settings_error",
+    "unreadable",
 ]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 ENV_PREFIX = "EOS_"
-LEDGER_PREFIX = "EOS_LEDGER_"
+LEDGER_PREFIX = str(LedgerSettings.model_config["env_prefix"])
 _ENV_ONLY = {"security", "client_overrides"}
 ENGINE_FIELDS = tuple(name for name in EngineSettings.model_fields if name not in _ENV_ONLY)
 CONNECTION = ("bootstrap_servers", "schema_registry_url")
@@ -82,13 +85,17 @@ def ledger_settings() -> LedgerSettings:
     try:
         return LedgerSettings()
     except ValidationError as exc:
-        fail(settings_error(exc, LEDGER_PREFIX, flags=False), 2)
+        fail(settings_error(exc), 2)
     except SettingsError as exc:
         fail(unreadable(exc, LEDGER_PREFIX), 2)
 
 
-def settings_error(exc: ValidationError, prefix: str = ENV_PREFIX, flags: bool = True) -> str:
-    """One line naming each invalid setting by its variable (and flag, where it has one)."""
+def settings_error(exc: ValidationError) -> str:
+    """One line naming each invalid setting by its variable (and flag, where it has one):
+    the variable's prefix is the model's (EOS_LEDGER_ for the ledger's); only the engine's
+    settings are flags."""
+    prefix = LEDGER_PREFIX if exc.title == LedgerSettings.__name__ else ENV_PREFIX
+    flags = exc.title == EngineSettings.__name__
     parts = []
     for err in exc.errors():
         loc = "_".join(str(p) for p in err["loc"] if not isinstance(p, int)).upper()
@@ -106,7 +113,7 @@ def unreadable(exc: SettingsError, prefix: str) -> str:
     """One line for a variable pydantic-settings could not even parse (a dict setting
     that is not JSON)."""
     field = re.search(r'field "(\w+)"', str(exc))
-    name = f"{prefix or 'EOS_'}{field.group(1).upper()}" if field else "an EOS_* variable"
+    name = f"{prefix}{field.group(1).upper()}" if field else "an EOS_* variable"
     return (
         f"invalid settings: {name} cannot be read: give a JSON object, such as "
         f'{name}=\'{{"linger.ms": "20"}}\''

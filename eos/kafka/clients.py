@@ -13,7 +13,8 @@ from confluent_kafka.schema_registry import SchemaRegistryClient
 from eos.config import EngineSettings, Mode
 
 # librdkafka's own log (eos.logs collapses its repeats)
-log = logging.getLogger("eos.librdkafka")
+LIBRDKAFKA_LOGGER = "eos.librdkafka"
+log = logging.getLogger(LIBRDKAFKA_LOGGER)
 
 ConfigDict = dict[str, str | int | float | bool]
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from confluent_kafka import OFFSET_BEGINNING, TIMESTAMP_NOT_AVAILABLE, Consumer, TopicPartition
@@ -31,6 +31,10 @@ class PartitionLag:
     last_stable: int
     high_watermark: int
     oldest_age_s: float | None  # None: nothing to process, or its timestamp unknown
+
+    @property
+    def tp(self) -> TP:
+        return (self.topic, self.partition)
 
     @property
     def lag(self) -> int:
@@ -54,26 +58,19 @@ def group_lag(
     """Where `group` stands on every partition of `topics`, in topic and partition order."""
     partitions = offsets.partitions(topics)
     # Negative where nothing is committed (librdkafka says -1001): -1 throughout.
-    committed = {
-        tp: max(o, -1) for tp, o in offsets.committed(group, partitions, stable=False).items()
-    }
+    committed = offsets.committed(group, partitions, stable=False)
     stable = offsets.last_stable(partitions)
     high = offsets.high_watermarks(partitions)
-    behind = {
-        tp: committed.get(tp, -1) for tp in partitions if stable[tp] > max(committed.get(tp, -1), 0)
-    }
+    rows = [
+        PartitionLag(tp[0], tp[1], max(committed[tp], -1), stable[tp], high[tp], None)
+        for tp in partitions
+    ]
+    behind = {r.tp: r.committed for r in rows if r.lag}
     stamps = oldest_timestamps(config, behind, stable, timeout=timeout)
     wall = now()
     return [
-        PartitionLag(
-            topic=tp[0],
-            partition=tp[1],
-            committed=committed.get(tp, -1),
-            last_stable=stable[tp],
-            high_watermark=high[tp],
-            oldest_age_s=None if tp not in stamps else max(wall - stamps[tp] / 1000, 0.0),
-        )
-        for tp in partitions
+        replace(r, oldest_age_s=max(wall - stamps[r.tp] / 1000, 0.0)) if r.tp in stamps else r
+        for r in rows
     ]
 
 
