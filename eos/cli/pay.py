@@ -17,6 +17,7 @@ from eos.kafka.errors import kafka_error
 from eos.ledger.client import (
     SETUP_TIMEOUT_S,
     OutcomeUnknown,
+    check_reply_topic,
     default_reply_topic,
     minor_units,
     pay,
@@ -96,7 +97,6 @@ def pay_command(
     pid = _payment_id(payment_id)
     engine = engine_settings(given)
     ledger = ledger_settings()
-    reachable(engine, "eos pay")
     request = PaymentRequest(
         payment_id=pid,
         debit_account=debit,
@@ -107,6 +107,11 @@ def pay_command(
         reference=reference,
     )
     topic = reply_to or default_reply_topic(ledger)
+    try:  # what can be told without a cluster, before asking it
+        check_reply_topic(engine, ledger, topic)
+    except EosError as exc:
+        fail(f"eos pay: {exc}; nothing was sent", USAGE)
+    reachable(engine, "eos pay")
     try:
         outcome = pay(engine, ledger, request, reply_topic=topic, timeout=timeout)
     except OutcomeUnknown as exc:

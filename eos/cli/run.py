@@ -61,13 +61,13 @@ def run(app: str, until_caught_up: bool, stats_json: Path | None, **given: str |
     """
     settings = engine_settings(given)
     setup_logging(settings.secrets())
-    reachable(settings)
     if settings.metrics_port is None:  # on unless turned off (0)
         settings = settings.model_copy(update={"metrics_port": DEFAULT_METRICS_PORT})
     try:
         factory = resolve_app(app)
     except ConfigurationError as exc:
         fail(f"eos run: {exc}", 2)
+    reachable(settings)  # after what can be told without a cluster
     _run("eos run", factory, settings, until_caught_up=until_caught_up, stats_json=stats_json)
 
 

@@ -1,6 +1,6 @@
 """Against the real cluster: Ctrl-C in `eos produce payments` delivers what it queued,
 says what was not sent and exits 130 without a traceback; `eos run` with the cluster up
-but the registry unreachable says so in one line."""
+but the registry unreachable, or a ledger setting invalid, says so in one line."""
 
 from __future__ import annotations
 
@@ -90,3 +90,15 @@ def test_run_with_the_registry_unreachable_names_the_setting(
     assert "cannot reach the schema registry at http://127.0.0.1:1/" in out
     assert "EOS_SCHEMA_REGISTRY_URL" in out
     print(f"answered in {time.monotonic() - started:.1f}s")  # for the record, not asserted
+
+
+def test_run_ledger_names_an_invalid_ledger_setting(
+    eos_cluster: KafkaCluster, tmp_path: Path
+) -> None:
+    env = _env(eos_cluster, tmp_path, EOS_LEDGER_CURRENCIES="EUR,XXX")
+    result = _eos(env, tmp_path, "run", "ledger")
+    out = result.stdout + result.stderr
+    assert result.returncode == 2, out
+    assert "Traceback" not in out and out.count("\n") == 1, out
+    assert "EOS_LEDGER_CURRENCIES: unknown currency code(s) XXX" in out
+    assert "--currencies" not in out

@@ -74,7 +74,10 @@ def test_client_overrides_that_are_not_json(tmp_path: Path) -> None:
 
 
 def test_an_unknown_currency_names_the_ledger_variable(tmp_path: Path) -> None:
-    result = _eos(tmp_path, "run", "ledger", EOS_LEDGER_CURRENCIES="EUR,XXX")
+    # A command that reads its settings before it connects: no broker needed (`eos run
+    # ledger` reads them in the app's factory, checked against the real cluster in
+    # tests/integration/test_interrupt_and_reach.py).
+    result = _eos(tmp_path, "ledger", "setup", EOS_LEDGER_CURRENCIES="EUR,XXX")
     assert result.returncode == 2
     line = _one_line(result)
     assert "EOS_LEDGER_CURRENCIES: unknown currency code(s) XXX" in line
