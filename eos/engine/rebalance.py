@@ -59,7 +59,7 @@ class Rebalance:
         # What the member subscribes to: the group assigns only these.
         self.subscription = ordered[:1] if follow else ordered
         self._consumer = consumer
-        self._metadata = metadata or consumer
+        self._metadata = consumer if metadata is None else metadata  # an AdminClient is falsy
         self.assignment = self._assignment = Assignment(
             set(inputs), PartitionCounts(self._metadata)
         )

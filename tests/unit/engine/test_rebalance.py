@@ -147,10 +147,14 @@ def test_a_follower_partition_is_assigned_and_revoked_with_the_driving_one() -> 
 
 
 class Metadata:
-    """A cluster whose topics have two partitions each."""
+    """A cluster whose topics have two partitions each. Falsy, as confluent-kafka's
+    AdminClient is when idle (its __len__ is its event queue's length)."""
 
     def __init__(self) -> None:
         self.asked: list[str] = []
+
+    def __len__(self) -> int:
+        return 0
 
     def list_topics(self, topic: str, timeout: float) -> Any:
         self.asked.append(topic)
