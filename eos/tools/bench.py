@@ -39,6 +39,7 @@ from eos.serde import compat
 from eos.serde.schemas import contract
 from eos.serde.wire import frame, split
 from eos.stack.cluster import KafkaCluster, provide_cluster
+from eos.tools.bench_plot import append_history, compare, draw, read_history
 from eos.tools.commands import run_command
 
 __all__ = ["MODES", "BenchOptions", "bench"]
@@ -335,3 +336,20 @@ def report(results: list[dict[str, Any]], out: Path) -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=2))
     print(f"written to {out}")
+    record(results, out)
+
+
+def record(results: list[dict[str, Any]], out: Path) -> None:
+    """Appends the run to the history beside `out`, compares it with the run before and
+    draws both as a PNG beside `out`."""
+    history_file = out.with_name("history.jsonl")
+    append_history(history_file, results)
+    history = read_history(history_file)
+    for line in compare(history):
+        print(line)
+    try:
+        png = draw(history, out.with_suffix(".png"))
+    except ImportError:
+        print("no chart: matplotlib is not installed (pip install 'eos[bench]')")
+        return
+    print(f"history in {history_file} ({len(history)} run(s)), chart in {png}")
