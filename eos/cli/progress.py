@@ -1,5 +1,5 @@
-"""The progress line of a long read (`eos verify ledger`): records read, rate and ETA,
-on stderr so that stdout keeps only the report."""
+"""The progress of a long read (`eos verify ledger`): records read, rate and ETA, on
+stderr so that stdout keeps only the report; a bar on a terminal, else periodic lines."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import sys
 from typing import TextIO
 
 from eos.kafka.reader import ReadProgress
+from eos.progress import Bar
 
 __all__ = ["ReadProgressLine", "describe", "finished"]
 
@@ -24,32 +25,35 @@ def finished(p: ReadProgress) -> str:
 
 
 class ReadProgressLine:
-    """Prints each ReadProgress: on a terminal one line redrawn in place, elsewhere a
-    line every LOG_EVERY seconds. The reader reports only reads that last a while, so a
-    quick one prints nothing."""
+    """Shows each ReadProgress: on a terminal a bar (records read of those known to
+    remain), elsewhere a line every LOG_EVERY seconds; a summary line at the end. The
+    reader reports only reads that last a while, so a quick one prints nothing."""
 
     def __init__(self, stream: TextIO | None = None) -> None:
         self.stream = stream or sys.stderr
         self.tty = self.stream.isatty()
         self.printed = False
         self.last = float("-inf")
+        self._bar: Bar | None = None
 
     def __call__(self, p: ReadProgress) -> None:
         if p.done:
+            if self._bar is not None:
+                self._bar.close()
             if self.printed:
-                self._show(finished(p), final=True)
+                self._line(finished(p))
             return
-        if not self.tty and p.seconds - self.last < LOG_EVERY:
+        self.printed = True
+        if self.tty:
+            total = p.records + max(p.remaining, 0)
+            self._bar = self._bar or Bar("reading", total, self.stream)
+            self._bar.update(p.records, total)
+            return
+        if p.seconds - self.last < LOG_EVERY:
             return
         self.last = p.seconds
-        self._show(describe(p), final=False)
+        self._line(describe(p))
 
-    def _show(self, text: str, final: bool) -> None:
-        if self.tty:
-            # Back to the line's start, and clear what a longer line left behind.
-            text = f"\r{text}\x1b[K" + ("\n" if final else "")
-        else:
-            text += "\n"
-        self.stream.write(text)
+    def _line(self, text: str) -> None:
+        self.stream.write(text + "\n")
         self.stream.flush()
-        self.printed = True

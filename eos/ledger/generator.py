@@ -183,6 +183,7 @@ def produce_payments(engine: EngineSettings, ledger: LedgerSettings, spec: LoadS
                     break
     except KeyboardInterrupt:
         # What is queued is delivered (a second Ctrl-C gives that up too), then reported.
+        progress.close()
         report.interrupted = True
         try:
             report.undelivered = producer.flush(30)
@@ -192,6 +193,7 @@ def produce_payments(engine: EngineSettings, ledger: LedgerSettings, spec: LoadS
         return report
     remaining = producer.flush(120)
     if errors or remaining:
+        progress.close()
         raise UndeliveredRecords(
             f"{len(errors)} delivery errors "
             f"({errors[0].str() if errors else ''}), {remaining} undelivered"
