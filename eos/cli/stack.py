@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import secrets
 from collections.abc import Callable
 from pathlib import Path
 
@@ -10,9 +11,10 @@ import click
 
 from eos.cli.common import CONTEXT_SETTINGS, SuggestingGroup, exit_with, fail
 from eos.stack.artifacts import ToolMissing
-from eos.stack.kafka import SaslPlain
+from eos.stack.kafka import SaslPlain, SecureListener
 from eos.stack.layout import StackLayout
 from eos.stack.stack import Stack, StackError, StackSpec
+from eos.stack.tls import TlsFiles
 
 __all__ = ["stack"]
 
@@ -60,6 +62,20 @@ def stack(ctx: click.Context, home: Path | None, run_dir: Path | None) -> None:
 )
 @click.option("--sasl-user", default="eos", show_default=True, help="The SASL listener's user.")
 @click.option(
+    "--secure",
+    is_flag=True,
+    help="Also listen with SASL_SSL (SCRAM-SHA-512, a CA and certificate made into the run "
+    "folder) on --secure-port, admitting --sasl-user with the password in "
+    f"${SASL_PASSWORD_ENV} (made up and kept when unset); prints the client settings.",
+)
+@click.option(
+    "--secure-port",
+    type=int,
+    default=9192,
+    show_default=True,
+    help="The SASL_SSL listener's port (node i: port+i-1).",
+)
+@click.option(
     "--timeout", type=float, default=180.0, show_default=True, help="Seconds to wait for readiness."
 )
 @click.pass_obj
@@ -71,11 +87,14 @@ def up(
     no_registry: bool,
     sasl_port: int | None,
     sasl_user: str,
+    secure: bool,
+    secure_port: int,
     timeout: float,
 ) -> None:
     """Start the stack and wait until it answers."""
     sasl = _sasl(sasl_port, sasl_user) if sasl_port is not None else None
-    spec = StackSpec(int(brokers), kafka_port, registry_port, not no_registry, sasl)
+    listener = _secure(layout, secure_port, sasl_user) if secure else None
+    spec = StackSpec(int(brokers), kafka_port, registry_port, not no_registry, sasl, listener)
     _act("up", lambda: Stack(layout).up(spec, timeout=timeout))
 
 
@@ -85,6 +104,20 @@ def _sasl(port: int, user: str) -> SaslPlain:
         fail(f"eos stack up: --sasl-port needs the user's password in ${SASL_PASSWORD_ENV}", 2)
     try:
         return SaslPlain(port, user, password)
+    except ValueError as exc:
+        fail(f"eos stack up: {exc}", 2)
+
+
+def _secure(layout: StackLayout, port: int, user: str) -> SecureListener:
+    """The SASL_SSL listener: the password from the environment, else the one this run
+    folder's stack had, else a new random one."""
+    saved = Stack(layout).spec.secure
+    password = os.environ.get(SASL_PASSWORD_ENV, "") or (
+        saved.password if saved and saved.user == user else secrets.token_urlsafe(18)
+    )
+    keystore = TlsFiles(layout.run / "data" / "tls").server_keystore
+    try:
+        return SecureListener(port, user, password, str(keystore.resolve()))
     except ValueError as exc:
         fail(f"eos stack up: {exc}", 2)
 
@@ -136,6 +169,8 @@ def _print_status(stack: Stack) -> int:
         print(f"bootstrap servers: {stack.spec.bootstrap_servers}")
         if stack.spec.sasl:
             print(f"SASL_PLAINTEXT:    {stack.spec.sasl_bootstrap_servers}")
+        if stack.spec.secure:
+            print(f"SASL_SSL:          {stack.spec.secure_bootstrap_servers}")
         if stack.spec.registry_url:
             print(f"schema registry:   {stack.spec.registry_url}")
         return 0

@@ -57,12 +57,36 @@ class SaslPlain:
         return f'{PLAIN_LOGIN} required user_{self.user}="{self.password}";'
 
 
+SCRAM_MECHANISM = "SCRAM-SHA-512"
+SCRAM_LOGIN = "org.apache.kafka.common.security.scram.ScramLoginModule"
+
+
+@dataclass(frozen=True)
+class SecureListener:
+    """A SASL_SSL listener for clients: SCRAM-SHA-512 over TLS with the stack's own
+    certificate (`eos.stack.tls`). The brokers' traffic among themselves and with the
+    controllers stays on the PLAINTEXT listener, which only 127.0.0.1 reaches. Node i
+    listens on `port` + i - 1; `eos stack up` stores the user's SCRAM credential."""
+
+    port: int
+    user: str
+    password: str = field(repr=False)
+    keystore: str  # the PEM keystore: the servers' key and certificate chain
+
+    def __post_init__(self) -> None:
+        if not _USER.fullmatch(self.user):
+            raise ValueError(f"SASL user {self.user!r}: use letters, digits, '.', '_' or '-' only")
+        if len(self.password) < 8:
+            raise ValueError("the SASL password must have at least 8 characters")
+
+
 @dataclass(frozen=True)
 class KafkaNode:
     node_id: int
     cluster_size: int
     base_port: int
     sasl: SaslPlain | None = None
+    secure: SecureListener | None = None
 
     @property
     def name(self) -> str:
@@ -80,8 +104,13 @@ class KafkaNode:
     def sasl_port(self) -> int | None:
         return self.sasl.port + self.node_id - 1 if self.sasl else None
 
+    @property
+    def secure_port(self) -> int | None:
+        return self.secure.port + self.node_id - 1 if self.secure else None
+
     def ports(self) -> tuple[int, ...]:
-        return (self.port, self.controller_port, *([self.sasl_port] if self.sasl_port else []))
+        extra = [p for p in (self.sasl_port, self.secure_port) if p]
+        return (self.port, self.controller_port, *extra)
 
     def voters(self) -> str:
         peers = [
@@ -103,7 +132,7 @@ class KafkaNode:
             "controller.listener.names": "CONTROLLER",
             "inter.broker.listener.name": "PLAINTEXT",
             "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
-            **self._sasl_properties(),
+            **self._client_listeners(),
             "log.dirs": str(data_dir),
             # Internal topics must fit the cluster, or transactions and groups hang.
             "offsets.topic.replication.factor": rf,
@@ -133,20 +162,34 @@ class KafkaNode:
             "background.threads": "4",
         }
 
-    def _sasl_properties(self) -> dict[str, str]:
-        """The SASL listener's settings, overriding the PLAINTEXT-only ones above; inter-
-        broker and controller traffic stays on PLAINTEXT, so no broker needs a login."""
-        if self.sasl is None:
+    def _client_listeners(self) -> dict[str, str]:
+        """The extra client listeners' settings, overriding the PLAINTEXT-only ones above;
+        inter-broker and controller traffic stays on PLAINTEXT, so no broker needs a login."""
+        listeners = {}
+        out: dict[str, str] = {}
+        mechanisms = []
+        if self.sasl is not None:
+            listeners["SASL_PLAINTEXT"] = self.sasl_port
+            mechanisms.append("PLAIN")
+            out["listener.name.sasl_plaintext.plain.sasl.jaas.config"] = self.sasl.jaas_config()
+        if self.secure is not None:
+            listeners["SASL_SSL"] = self.secure_port
+            mechanisms.append(SCRAM_MECHANISM)
+            scram = f"listener.name.sasl_ssl.{SCRAM_MECHANISM.lower()}"
+            out[f"{scram}.sasl.jaas.config"] = f"{SCRAM_LOGIN} required;"
+            out["listener.name.sasl_ssl.ssl.keystore.type"] = "PEM"
+            out["listener.name.sasl_ssl.ssl.keystore.location"] = self.secure.keystore
+        if not listeners:
             return {}
-        sasl = f"SASL_PLAINTEXT://127.0.0.1:{self.sasl_port}"
+        extra = "".join(f",{name}://127.0.0.1:{port}" for name, port in listeners.items())
         return {
             "listeners": f"PLAINTEXT://127.0.0.1:{self.port},"
-            f"CONTROLLER://127.0.0.1:{self.controller_port},{sasl}",
-            "advertised.listeners": f"PLAINTEXT://127.0.0.1:{self.port},{sasl}",
-            "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,"
-            "SASL_PLAINTEXT:SASL_PLAINTEXT",
-            "sasl.enabled.mechanisms": "PLAIN",
-            "listener.name.sasl_plaintext.plain.sasl.jaas.config": self.sasl.jaas_config(),
+            f"CONTROLLER://127.0.0.1:{self.controller_port}{extra}",
+            "advertised.listeners": f"PLAINTEXT://127.0.0.1:{self.port}{extra}",
+            "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT"
+            + "".join(f",{name}:{name}" for name in listeners),
+            "sasl.enabled.mechanisms": ",".join(mechanisms),
+            **out,
         }
 
     def write_config(self, layout: StackLayout) -> Path:

@@ -51,3 +51,7 @@ class StackLayout:
     def ensure(self) -> None:
         for folder in (self.artifacts, self.run / "logs", self.run / "data"):
             folder.mkdir(parents=True, exist_ok=True)
+        # The run folder holds the data, the configs (a SASL password among them) and the
+        # logs: this user's only.
+        for folder in (self.run, self.run / "data", self.run / "logs"):
+            folder.chmod(0o700)

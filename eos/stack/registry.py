@@ -2,27 +2,74 @@
 
 from __future__ import annotations
 
+import base64
 import json
+import ssl
 import urllib.error
 import urllib.request
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from eos.stack.artifacts import APICURIO_VERSION, Artifacts
 from eos.stack.java import find_java
+from eos.stack.kafka import write_private
 from eos.stack.layout import StackLayout
+from eos.stack.tls import TlsFiles
 
 CCOMPAT_PATH = "/apis/ccompat/v7"
+
+
+@dataclass(frozen=True)
+class RegistryAuth:
+    """HTTPS with the stack's certificate, and HTTP basic authentication of one user
+    (Quarkus's embedded user realm) on every path."""
+
+    tls: Path  # the folder of the stack's certificates
+    user: str
+    password: str = field(repr=False)
+
+    def properties(self) -> str:
+        files = TlsFiles(self.tls)
+        props = {
+            "quarkus.http.insecure-requests": "disabled",
+            "quarkus.http.ssl.certificate.files": files.server_cert,
+            "quarkus.http.ssl.certificate.key-files": files.server_key,
+            "quarkus.http.auth.basic": "true",
+            "quarkus.security.users.embedded.enabled": "true",
+            "quarkus.security.users.embedded.plain-text": "true",
+            f"quarkus.security.users.embedded.users.{self.user}": self.password,
+            f"quarkus.security.users.embedded.roles.{self.user}": "sr-admin",
+            "quarkus.http.auth.permission.everything.paths": "/*",
+            "quarkus.http.auth.permission.everything.policy": "authenticated",
+        }
+        return "".join(f"{k}={v}\n" for k, v in props.items())
+
+    def header(self) -> str:
+        token = base64.b64encode(f"{self.user}:{self.password}".encode()).decode()
+        return f"Basic {token}"
 
 
 @dataclass(frozen=True)
 class RegistryNode:
     port: int
     name: str = "registry"
+    auth: RegistryAuth | None = None
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}{CCOMPAT_PATH}"
+        scheme = "https" if self.auth else "http"
+        return f"{scheme}://127.0.0.1:{self.port}{CCOMPAT_PATH}"
+
+    def write_config(self, layout: StackLayout) -> None:
+        """Quarkus reads config/application.properties under its working folder (the
+        run folder): the secured registry's settings go there, where `ps` does not
+        show the password."""
+        path = layout.run / "config" / "application.properties"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if self.auth is None:
+            path.unlink(missing_ok=True)
+        else:
+            write_private(path, self.auth.properties())
 
     def data_dir(self, layout: StackLayout) -> Path:
         return layout.data_dir(self.name).resolve()
@@ -48,6 +95,7 @@ class RegistryNode:
             marker,
             "-Dquarkus.http.host=127.0.0.1",
             f"-Dquarkus.http.port={self.port}",
+            f"-Dquarkus.http.ssl-port={self.port}",
             # The management interface is enabled at build time (the runtime switch
             # `quarkus.management.enabled=false` is ignored) and would take 0.0.0.0:9000,
             # so a second stack's registry could not start. Nothing here needs it: put it
@@ -70,8 +118,13 @@ class RegistryNode:
 
     def ready(self) -> bool:
         """Ready when `GET subjects` answers with a JSON list."""
+        request = urllib.request.Request(f"{self.url}/subjects")
+        context = None
+        if self.auth is not None:
+            request.add_header("Authorization", self.auth.header())
+            context = ssl.create_default_context(cafile=str(TlsFiles(self.auth.tls).ca))
         try:
-            with urllib.request.urlopen(f"{self.url}/subjects", timeout=2) as resp:
+            with urllib.request.urlopen(request, timeout=2, context=context) as resp:
                 return resp.status == 200 and isinstance(json.loads(resp.read()), list)
         except (urllib.error.URLError, OSError, ValueError):
             return False

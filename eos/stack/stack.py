@@ -14,10 +14,18 @@ from typing import Any
 from confluent_kafka.admin import AdminClient
 
 from eos.stack import artifacts as artifacts_mod
-from eos.stack.kafka import KafkaNode, SaslPlain, random_cluster_id, write_private
+from eos.stack.kafka import (
+    SCRAM_MECHANISM,
+    KafkaNode,
+    SaslPlain,
+    SecureListener,
+    random_cluster_id,
+    write_private,
+)
 from eos.stack.layout import StackLayout
 from eos.stack.processes import ManagedProcess, port_open
-from eos.stack.registry import RegistryNode
+from eos.stack.registry import RegistryAuth, RegistryNode
+from eos.stack.tls import TlsFiles, ensure_tls
 
 
 class StackError(RuntimeError):
@@ -31,6 +39,7 @@ class StackSpec:
     registry_port: int = 8081
     registry: bool = True
     sasl: SaslPlain | None = None  # an extra SASL_PLAINTEXT listener; off by default
+    secure: SecureListener | None = None  # an extra SASL_SSL listener; off by default
 
     @classmethod
     def from_saved(cls, saved: dict[str, Any]) -> StackSpec:
@@ -39,11 +48,13 @@ class StackSpec:
         given = {f.name: saved[f.name] for f in fields(cls) if f.name in saved}
         if isinstance(given.get("sasl"), dict):
             given["sasl"] = SaslPlain(**given["sasl"])
+        if isinstance(given.get("secure"), dict):
+            given["secure"] = SecureListener(**given["secure"])
         return cls(**given)
 
     def nodes(self) -> list[KafkaNode]:
         return [
-            KafkaNode(i, self.brokers, self.kafka_port, self.sasl)
+            KafkaNode(i, self.brokers, self.kafka_port, self.sasl, self.secure)
             for i in range(1, self.brokers + 1)
         ]
 
@@ -59,8 +70,25 @@ class StackSpec:
         return ",".join(f"127.0.0.1:{n.sasl_port}" for n in self.nodes())
 
     @property
+    def secure_bootstrap_servers(self) -> str | None:
+        """The SASL_SSL listeners' addresses, when the stack has them."""
+        if self.secure is None:
+            return None
+        return ",".join(f"127.0.0.1:{n.secure_port}" for n in self.nodes())
+
+    def registry_node(self) -> RegistryNode:
+        """The registry; with the SASL_SSL listener, over HTTPS with basic auth of the
+        same user."""
+        if self.secure is None:
+            return RegistryNode(self.registry_port)
+        auth = RegistryAuth(
+            Path(self.secure.keystore).parent, self.secure.user, self.secure.password
+        )
+        return RegistryNode(self.registry_port, auth=auth)
+
+    @property
     def registry_url(self) -> str | None:
-        return RegistryNode(self.registry_port).url if self.registry else None
+        return self.registry_node().url if self.registry else None
 
 
 @dataclass(frozen=True)
@@ -129,6 +157,8 @@ class Stack:
                 f"`eos stack down --wipe` before starting {requested.brokers} broker(s)."
             )
         self.layout.ensure()
+        if requested.secure:
+            ensure_tls(Path(requested.secure.keystore).parent)
         artifacts = artifacts_mod.resolve(self.layout)
         cluster_id = str(saved["cluster_id"]) if saved else random_cluster_id()
         write_private(self._spec_file, json.dumps({**asdict(requested), "cluster_id": cluster_id}))
@@ -140,7 +170,7 @@ class Stack:
             for node in requested.nodes()
             if self._claim(self._process(node.name), *node.ports())
         ]
-        reg = RegistryNode(requested.registry_port)
+        reg = requested.registry_node()
         start_registry = requested.registry and self._claim(self._process(reg.name), reg.port)
 
         started = time.monotonic()
@@ -152,9 +182,12 @@ class Stack:
         if start_registry:
             proc = self._process(reg.name)
             reg.data_dir(self.layout).mkdir(parents=True, exist_ok=True)
+            reg.write_config(self.layout)
             proc.start(reg.argv(self.layout, artifacts, proc.marker), cwd=self.layout.run)
             self.say(f"started registry on 127.0.0.1:{reg.port} (log {proc.log_file})")
         self._wait_ready(time.monotonic() + timeout)
+        if requested.secure:
+            store_scram_credential(requested.bootstrap_servers, requested.secure)
         self.say(f"stack ready in {time.monotonic() - started:.1f}s")
         self.say(f"  bootstrap servers: {requested.bootstrap_servers}")
         if requested.sasl:
@@ -162,9 +195,25 @@ class Stack:
                 f"  SASL_PLAINTEXT (PLAIN, user {requested.sasl.user}): "
                 f"{requested.sasl_bootstrap_servers}"
             )
+        if requested.secure:
+            self._say_secure(requested)
         if requested.registry_url:
             self.say(f"  schema registry (Confluent-compatible): {requested.registry_url}")
             self.say(f"  registry data in {reg.data_dir(self.layout)}")
+
+    def _say_secure(self, spec: StackSpec) -> None:
+        """The client settings for the SASL_SSL listener, printed without the password and
+        written whole to a file only this user can read."""
+        assert spec.secure is not None
+        settings = secure_client_env(spec)
+        env_file = self.layout.run / "secure-client.env"
+        write_private(env_file, "".join(f"{k}={v}\n" for k, v in settings.items()))
+        self.say(f"  SASL_SSL ({SCRAM_MECHANISM}, user {spec.secure.user}): client settings")
+        for key, value in settings.items():
+            secret = key in ("EOS_SASL_PASSWORD", "EOS_SCHEMA_REGISTRY_BASIC_AUTH")
+            shown = f"(in {env_file})" if secret else value
+            self.say(f"    {key}={shown}")
+        self.say(f"  (set -a; . {env_file}; set +a) puts them in a shell's environment")
 
     def _claim(self, proc: ManagedProcess, *ports: int) -> bool:
         """True when `proc` must be started; False when ours is already running."""
@@ -198,7 +247,7 @@ class Stack:
                     )
             if any(n.startswith("kafka-") for n in waiting) and self._kafka_ready():
                 waiting -= {n.name for n in self.spec.nodes()}
-            if "registry" in waiting and RegistryNode(self.spec.registry_port).ready():
+            if "registry" in waiting and self.spec.registry_node().ready():
                 waiting.discard("registry")
             if not waiting:
                 return
@@ -262,6 +311,43 @@ class Stack:
             f"==> {self._process(n).log_file} <==\n{_tail(self._process(n).log_file, lines)}"
             for n in names
         )
+
+
+def secure_client_env(spec: StackSpec) -> dict[str, str]:
+    """The EOS_* settings of a client of the SASL_SSL listener (the password included)."""
+    assert spec.secure is not None and spec.secure_bootstrap_servers is not None
+    ca = str(TlsFiles(Path(spec.secure.keystore).parent).ca)
+    env = {
+        "EOS_BOOTSTRAP_SERVERS": spec.secure_bootstrap_servers,
+        "EOS_SECURITY_PROTOCOL": "SASL_SSL",
+        "EOS_SASL_MECHANISM": SCRAM_MECHANISM,
+        "EOS_SASL_USERNAME": spec.secure.user,
+        "EOS_SASL_PASSWORD": spec.secure.password,
+        "EOS_SSL_CA_LOCATION": ca,
+    }
+    if spec.registry_url:
+        env["EOS_SCHEMA_REGISTRY_URL"] = spec.registry_url
+        env["EOS_SCHEMA_REGISTRY_BASIC_AUTH"] = f"{spec.secure.user}:{spec.secure.password}"
+        env["EOS_SCHEMA_REGISTRY_CA_LOCATION"] = ca
+    return env
+
+
+def store_scram_credential(bootstrap: str, secure: SecureListener) -> None:
+    """Creates or replaces the user's SCRAM credential, through the PLAINTEXT listener."""
+    from confluent_kafka.admin._scram import (
+        ScramCredentialInfo,
+        ScramMechanism,
+        UserScramCredentialUpsertion,
+    )
+
+    admin = AdminClient({"bootstrap.servers": bootstrap, "log_level": 0})
+    upsert = UserScramCredentialUpsertion(
+        secure.user,
+        ScramCredentialInfo(ScramMechanism.SCRAM_SHA_512, 8192),
+        secure.password.encode(),
+    )
+    for future in admin.alter_user_scram_credentials([upsert]).values():
+        future.result(timeout=30)
 
 
 def kafka_answers(bootstrap: str, expect_brokers: int = 1, timeout: float = 3.0) -> bool:
