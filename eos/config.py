@@ -37,6 +37,23 @@ class SecuritySettings(BaseSettings):
     schema_registry_basic_auth: SecretStr | None = Field(
         default=None, description="user:password for the schema registry"
     )
+    # The registry's TLS: the CA that signed its certificate (an https URL with a private
+    # CA), and a client certificate and key where it asks for one.
+    schema_registry_ca_location: str | None = None
+    schema_registry_certificate_location: str | None = None
+    schema_registry_key_location: str | None = None
+
+    def registry_config(self) -> dict[str, str]:
+        """The schema registry client's security settings."""
+        out = {
+            "ssl.ca.location": self.schema_registry_ca_location,
+            "ssl.certificate.location": self.schema_registry_certificate_location,
+            "ssl.key.location": self.schema_registry_key_location,
+        }
+        config = {k: v for k, v in out.items() if v}
+        if self.schema_registry_basic_auth:
+            config["basic.auth.user.info"] = self.schema_registry_basic_auth.get_secret_value()
+        return config
 
     def client_config(self) -> dict[str, str]:
         out: dict[str, str] = {"security.protocol": self.security_protocol}

@@ -121,7 +121,5 @@ def make_registry(
     conf: dict[str, str | int | float] = {"url": settings.schema_registry_url, "timeout": timeout}
     if retries is not None:
         conf["max.retries"] = retries
-    auth = settings.security.schema_registry_basic_auth
-    if auth:
-        conf["basic.auth.user.info"] = auth.get_secret_value()
+    conf.update(settings.security.registry_config())
     return SchemaRegistryClient(conf)

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
 
 from eos.errors import ConfigurationError
 from eos.stack.registry import RegistryNode
@@ -26,13 +26,23 @@ class KafkaCluster:
     bootstrap_servers: str
     schema_registry_url: str
     source: str  # "external", "testcontainers" or "local stack"
+    # librdkafka's security settings (security.protocol, sasl.*, ssl.*) for every client
+    security: Mapping[str, str] = field(default_factory=dict, repr=False)
+    # the schema registry client's (basic.auth.user.info, ssl.*)
+    registry_security: Mapping[str, str] = field(default_factory=dict, repr=False)
 
     def client_config(self, **extra: ConfigValue) -> dict[str, ConfigValue]:
-        return {"bootstrap.servers": self.bootstrap_servers, **extra}
+        return {"bootstrap.servers": self.bootstrap_servers, **self.security, **extra}
+
+    def registry_config(self, **extra: ConfigValue) -> dict[str, ConfigValue]:
+        """A SchemaRegistryClient's configuration, with a bounded wait per request."""
+        return {"url": self.schema_registry_url, "timeout": 10, **self.registry_security, **extra}
 
 
 def external_cluster() -> KafkaCluster | None:
-    """The cluster EOS_BOOTSTRAP_SERVERS names, or None when it is not set."""
+    """The cluster EOS_BOOTSTRAP_SERVERS names, or None when it is not set; its security
+    settings are the processor's (EOS_SECURITY_PROTOCOL, EOS_SASL_*, EOS_SSL_*,
+    EOS_SCHEMA_REGISTRY_BASIC_AUTH, EOS_SCHEMA_REGISTRY_CA_LOCATION, ...)."""
     bootstrap = os.environ.get("EOS_BOOTSTRAP_SERVERS")
     if not bootstrap:
         return None
@@ -42,7 +52,12 @@ def external_cluster() -> KafkaCluster | None:
             "EOS_BOOTSTRAP_SERVERS is set but EOS_SCHEMA_REGISTRY_URL is not; "
             "both are needed (the registry's Confluent-compatible URL)."
         )
-    return KafkaCluster(bootstrap, registry, "external")
+    from eos.config import SecuritySettings
+
+    security = SecuritySettings()
+    return KafkaCluster(
+        bootstrap, registry, "external", security.client_config(), security.registry_config()
+    )
 
 
 @contextlib.contextmanager

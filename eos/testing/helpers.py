@@ -34,7 +34,7 @@ def produce_avro(
     records: Iterable[tuple[str | None, Mapping[str, Any]]],
 ) -> int:
     """Produce (key, value) records serialized with the registry; returns the count."""
-    registry = SchemaRegistryClient({"url": cluster.schema_registry_url, "timeout": 10})
+    registry = SchemaRegistryClient(cluster.registry_config())
     # Topic-name strategy, stated: the default also asks the registry for topic
     # associations, which Confluent-compatible registries may not answer.
     serializer = AvroSerializer(

@@ -1,7 +1,9 @@
 """pytest plugin (entry point `pytest11`): a real Kafka broker and schema registry.
 
 Fixtures:
-- `eos_cluster` (session): bootstrap servers and registry URL of the cluster under test.
+- `eos_cluster` (session): bootstrap servers and registry URL of the cluster under test,
+  and its security settings: with EOS_BOOTSTRAP_SERVERS, those of the processor's
+  environment (EOS_SECURITY_PROTOCOL, EOS_SASL_*, EOS_SSL_*, EOS_SCHEMA_REGISTRY_*).
 - `eos_registry`: a SchemaRegistryClient for it.
 - `eos_topic`: a factory that creates uniquely named topics.
 """
@@ -53,7 +55,7 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
 @pytest.fixture
 def eos_registry(eos_cluster: KafkaCluster) -> SchemaRegistryClient:
     # A bounded wait per request: a registry request left unanswered fails, never hangs.
-    return SchemaRegistryClient({"url": eos_cluster.schema_registry_url, "timeout": 10})
+    return SchemaRegistryClient(eos_cluster.registry_config())
 
 
 @pytest.fixture
