@@ -7,7 +7,8 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
-    EOS_SCHEMAS_DIR=/app/schemas
+    EOS_SCHEMAS_DIR=/app/schemas \
+    EOS_STATE_DIR=/var/lib/eos
 
 WORKDIR /src
 # .dockerignore keeps tests, caches, virtualenvs and .env files out of the context.
@@ -16,7 +17,8 @@ RUN pip install . \
     && mkdir -p /app \
     && cp -r schemas /app/schemas \
     && rm -rf /src \
-    && useradd --system --uid 10001 --home-dir /app --shell /usr/sbin/nologin eos
+    && useradd --system --uid 10001 --home-dir /app --shell /usr/sbin/nologin eos \
+    && mkdir -p /var/lib/eos && chown eos /var/lib/eos
 
 WORKDIR /app
 USER eos

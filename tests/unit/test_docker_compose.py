@@ -1,4 +1,4 @@
-"""docker-compose.yml, checked without Docker: the wiring between the three services.
+"""docker-compose.yml, checked without Docker: the wiring between the services.
 
 The mistakes that matter here only show at run time (a client told to use a listener the
 broker does not advertise, transactions hanging on a replication factor of 3 with one
@@ -13,6 +13,9 @@ from typing import Any
 
 import pytest
 import yaml
+
+from eos.cli.envcheck import known
+from eos.stack.artifacts import APICURIO_VERSION, KAFKA_VERSION
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = ROOT / "docker-compose.yml"
@@ -74,26 +77,26 @@ def _in_network_address(services: dict[str, dict[str, Any]]) -> str:
     return inside[0]
 
 
-def test_the_three_services_exist(services: dict[str, dict[str, Any]]) -> None:
-    assert {"kafka", "schema-registry", "processor"} <= set(services)
+def processors(services: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    return {name: s for name, s in services.items() if name.startswith("processor-")}
 
 
-def test_images(services: dict[str, dict[str, Any]]) -> None:
-    kafka = services["kafka"]["image"]
-    match = re.fullmatch(r"apache/kafka:(\d+)\.(\d+)\.(\d+)", kafka)
-    assert match, f"kafka should run the official apache/kafka image, pinned: {kafka}"
-    assert (int(match[1]), int(match[2]), int(match[3])) >= (4, 1, 1)
-    assert int(match[1]) == 4
-
-    registry = services["schema-registry"]["image"]
-    match = re.fullmatch(r"confluentinc/cp-schema-registry:(\d+)\.(\d+)\.(\d+)", registry)
-    assert match, f"the registry image should be pinned: {registry}"
-    assert (int(match[1]), int(match[2])) >= (7, 7)
+def test_the_services_exist(services: dict[str, dict[str, Any]]) -> None:
+    assert {"kafka", "schema-registry", "setup"} <= set(services)
+    assert len(processors(services)) >= 2
 
 
-def test_kafka_and_registry_are_published_on_their_usual_ports(
+def test_the_images_are_the_versions_eos_stack_runs(services: dict[str, dict[str, Any]]) -> None:
+    assert services["kafka"]["image"] == f"apache/kafka:{KAFKA_VERSION}"
+    assert services["schema-registry"]["image"] == f"apicurio/apicurio-registry:{APICURIO_VERSION}"
+
+
+def test_every_published_port_is_bound_to_loopback_only(
     services: dict[str, dict[str, Any]],
 ) -> None:
+    for name, service in services.items():
+        for port in service.get("ports", []):
+            assert str(port).startswith("127.0.0.1:"), f"{name} publishes {port} on every interface"
     assert 9092 in published_ports(services["kafka"])
     assert 8081 in published_ports(services["schema-registry"])
 
@@ -125,6 +128,12 @@ def test_kafka_internal_topics_fit_one_broker(services: dict[str, dict[str, Any]
     assert kenv["KAFKA_GROUP_INITIAL_REBALANCE_DELAY_MS"] == "0"
 
 
+def test_kafka_keeps_its_data_in_a_volume(services: dict[str, dict[str, Any]]) -> None:
+    kenv = env(services["kafka"])
+    mounts = [str(v).split(":")[1] for v in services["kafka"].get("volumes", [])]
+    assert kenv["KAFKA_LOG_DIRS"] in mounts
+
+
 def test_kafka_advertises_localhost_9092_on_a_listener_it_binds(
     services: dict[str, dict[str, Any]],
 ) -> None:
@@ -138,62 +147,98 @@ def test_kafka_advertises_localhost_9092_on_a_listener_it_binds(
         assert name in bound and bound[name][1] == port, f"{name} advertised but not bound"
 
 
-def test_kafka_has_a_healthcheck(services: dict[str, dict[str, Any]]) -> None:
-    check = services["kafka"].get("healthcheck")
-    assert check and check.get("test")
-
-
-def test_processor_uses_the_listener_kafka_advertises_in_the_network(
+def test_processors_and_setup_use_the_listener_kafka_advertises_in_the_network(
     services: dict[str, dict[str, Any]],
 ) -> None:
     inside = _in_network_address(services)
     host, _, _ = inside.partition(":")
-    kafka = services["kafka"]
-    assert host in {"kafka", kafka.get("hostname")}, "advertised host must resolve to kafka"
-    penv = env(services["processor"])
-    assert penv["EOS_BOOTSTRAP_SERVERS"] == inside
+    assert host in {"kafka", services["kafka"].get("hostname")}
+    for name in ["setup", *processors(services)]:
+        assert env(services[name])["EOS_BOOTSTRAP_SERVERS"] == inside, name
 
 
-def test_registry_stores_schemas_through_that_same_listener(
+def test_the_registry_stores_schemas_in_kafka_through_that_same_listener(
     services: dict[str, dict[str, Any]],
 ) -> None:
     renv = env(services["schema-registry"])
-    store = renv["SCHEMA_REGISTRY_KAFKASTORE_BOOTSTRAP_SERVERS"]
-    assert [_without_scheme(s) for s in store.split(",")] == [_in_network_address(services)]
+    assert renv["APICURIO_STORAGE_KIND"] == "kafkasql"
+    assert renv["APICURIO_KAFKASQL_BOOTSTRAP_SERVERS"] == _in_network_address(services)
 
 
-def test_processor_reaches_the_registry_inside_the_network(
+def test_processors_reach_the_registry_s_confluent_api_inside_the_network(
     services: dict[str, dict[str, Any]],
 ) -> None:
-    url = env(services["processor"])["EOS_SCHEMA_REGISTRY_URL"]
-    assert url == "http://schema-registry:8081"
+    target = next(str(p).rsplit(":", 1)[1] for p in services["schema-registry"]["ports"])
+    for name in ["setup", *processors(services)]:
+        url = env(services[name])["EOS_SCHEMA_REGISTRY_URL"]
+        assert url == f"http://schema-registry:{target}/apis/ccompat/v7", name
 
 
-def test_start_order_waits_for_health(services: dict[str, dict[str, Any]]) -> None:
+def test_setup_runs_once_after_kafka_and_registry_and_before_every_processor(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    assert services["setup"]["command"] == ["ledger", "setup"]
+    assert depends_on(services["setup"]) == {
+        "kafka": "service_healthy",
+        "schema-registry": "service_healthy",
+    }
     assert depends_on(services["schema-registry"]) == {"kafka": "service_healthy"}
-    processor = depends_on(services["processor"])
-    assert set(processor) == {"kafka", "schema-registry"}
-    assert processor["kafka"] == "service_healthy"
-    if processor["schema-registry"] == "service_healthy":
-        assert services["schema-registry"].get("healthcheck"), "waits on a missing healthcheck"
+    for name, service in processors(services).items():
+        assert depends_on(service) == {"setup": "service_completed_successfully"}, name
+    for name in ("kafka", "schema-registry"):
+        assert services[name].get("healthcheck"), f"{name} is waited on without a healthcheck"
 
 
-def test_processor_is_built_from_the_repository_dockerfile(
+def test_processors_restart_and_are_checked_on_healthz_of_their_metrics_port(
     services: dict[str, dict[str, Any]],
 ) -> None:
-    build = services["processor"]["build"]
-    if isinstance(build, str):
-        build = {"context": build}
-    context = (COMPOSE.parent / build.get("context", ".")).resolve()
-    dockerfile = context / build.get("dockerfile", "Dockerfile")
-    assert dockerfile.is_file(), f"{dockerfile} does not exist"
-    assert (context / "pyproject.toml").is_file()
+    for name in ("kafka", "schema-registry", *processors(services)):
+        assert services[name].get("restart") in ("unless-stopped", "always"), name
+    for name, service in processors(services).items():
+        port = env(service)["EOS_METRICS_PORT"]
+        check = " ".join(service["healthcheck"]["test"])
+        assert f"127.0.0.1:{port}/healthz" in check, name
+        assert service["command"] == ["run", "ledger"]
 
-    text = dockerfile.read_text()
+
+def test_each_processor_keeps_its_own_instance_id_and_state_volume(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    ids, volumes = set(), set()
+    for name, service in processors(services).items():
+        penv = env(service)
+        ids.add(penv["EOS_INSTANCE_ID"])
+        mounts = dict(str(v).split(":")[:2] for v in service["volumes"])
+        assert penv["EOS_STATE_DIR"] in mounts.values(), name
+        volumes |= {v for v, target in mounts.items() if target == penv["EOS_STATE_DIR"]}
+    assert len(ids) == len(volumes) == len(processors(services))
+
+
+def test_every_eos_variable_is_a_setting(services: dict[str, dict[str, Any]]) -> None:
+    for name, service in services.items():
+        unknown = {k for k in env(service) if k.startswith("EOS_")} - known()
+        assert not unknown, f"{name}: {unknown}"
+
+
+def test_processors_are_built_from_the_repository_dockerfile(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    for name in ["setup", *processors(services)]:
+        build = services[name]["build"]
+        if isinstance(build, str):
+            build = {"context": build}
+        context = (COMPOSE.parent / build.get("context", ".")).resolve()
+        dockerfile = context / build.get("dockerfile", "Dockerfile")
+        assert dockerfile.is_file(), f"{dockerfile} does not exist"
+        assert (context / "pyproject.toml").is_file()
+
+    text = (ROOT / "Dockerfile").read_text()
     assert re.search(r"^FROM python:3\.11-slim\b", text, re.M)
     assert re.search(r"^RUN pip install \.", text, re.M)
     assert re.search(r'^ENTRYPOINT \["eos"\]', text, re.M)
     assert re.search(r'^CMD \["run", "ledger"\]', text, re.M)
+    # the state volume's mount point exists, owned by the user the processor runs as
+    assert "/var/lib/eos" in text
 
 
 def test_dockerignore_keeps_secrets_and_clutter_out_of_the_build() -> None:
