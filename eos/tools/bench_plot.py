@@ -132,7 +132,7 @@ def draw(history: Sequence[dict[str, Any]], png: Path) -> Path:
     hist.set_title(f"throughput, last {len(shown)} run(s)")
     hist.set_ylabel("records/s")
     hist.set_ylim(bottom=0)
-    hist.legend()
+    hist.legend(loc="lower right")
 
     fig.tight_layout()
     png.parent.mkdir(parents=True, exist_ok=True)
