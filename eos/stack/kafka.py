@@ -13,6 +13,7 @@ from pathlib import Path
 from eos.stack.artifacts import Artifacts
 from eos.stack.java import find_java
 from eos.stack.layout import StackLayout
+from eos.stack.tls import TlsFiles
 
 LOG4J2_PROPERTIES = """\
 status = warn
@@ -78,6 +79,11 @@ class SecureListener:
             raise ValueError(f"SASL user {self.user!r}: use letters, digits, '.', '_' or '-' only")
         if len(self.password) < 8:
             raise ValueError("the SASL password must have at least 8 characters")
+
+    @property
+    def tls(self) -> TlsFiles:
+        """The stack's certificates: the keystore's folder."""
+        return TlsFiles(Path(self.keystore).parent)
 
 
 @dataclass(frozen=True)

@@ -24,12 +24,12 @@ class RegistryAuth:
     """HTTPS with the stack's certificate, and HTTP basic authentication of one user
     (Quarkus's embedded user realm) on every path."""
 
-    tls: Path  # the folder of the stack's certificates
+    tls: TlsFiles  # the stack's certificates
     user: str
     password: str = field(repr=False)
 
     def properties(self) -> str:
-        files = TlsFiles(self.tls)
+        files = self.tls
         props = {
             "quarkus.http.insecure-requests": "disabled",
             "quarkus.http.ssl.certificate.files": files.server_cert,
@@ -122,7 +122,7 @@ class RegistryNode:
         context = None
         if self.auth is not None:
             request.add_header("Authorization", self.auth.header())
-            context = ssl.create_default_context(cafile=str(TlsFiles(self.auth.tls).ca))
+            context = ssl.create_default_context(cafile=str(self.auth.tls.ca))
         try:
             with urllib.request.urlopen(request, timeout=2, context=context) as resp:
                 return resp.status == 200 and isinstance(json.loads(resp.read()), list)

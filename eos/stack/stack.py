@@ -25,7 +25,7 @@ from eos.stack.kafka import (
 from eos.stack.layout import StackLayout
 from eos.stack.processes import ManagedProcess, port_open
 from eos.stack.registry import RegistryAuth, RegistryNode
-from eos.stack.tls import TlsFiles, ensure_tls
+from eos.stack.tls import ensure_tls
 
 
 class StackError(RuntimeError):
@@ -81,9 +81,7 @@ class StackSpec:
         same user."""
         if self.secure is None:
             return RegistryNode(self.registry_port)
-        auth = RegistryAuth(
-            Path(self.secure.keystore).parent, self.secure.user, self.secure.password
-        )
+        auth = RegistryAuth(self.secure.tls, self.secure.user, self.secure.password)
         return RegistryNode(self.registry_port, auth=auth)
 
     @property
@@ -158,7 +156,7 @@ class Stack:
             )
         self.layout.ensure()
         if requested.secure:
-            ensure_tls(Path(requested.secure.keystore).parent)
+            ensure_tls(requested.secure.tls.folder)
         artifacts = artifacts_mod.resolve(self.layout)
         cluster_id = str(saved["cluster_id"]) if saved else random_cluster_id()
         write_private(self._spec_file, json.dumps({**asdict(requested), "cluster_id": cluster_id}))
@@ -316,7 +314,7 @@ class Stack:
 def secure_client_env(spec: StackSpec) -> dict[str, str]:
     """The EOS_* settings of a client of the SASL_SSL listener (the password included)."""
     assert spec.secure is not None and spec.secure_bootstrap_servers is not None
-    ca = str(TlsFiles(Path(spec.secure.keystore).parent).ca)
+    ca = str(spec.secure.tls.ca)
     env = {
         "EOS_BOOTSTRAP_SERVERS": spec.secure_bootstrap_servers,
         "EOS_SECURITY_PROTOCOL": "SASL_SSL",

@@ -120,11 +120,10 @@ def draw(history: Sequence[dict[str, Any]], png: Path) -> Path:
     lat.legend()
 
     shown = list(history[-SHOWN:])
+    rows_by_run = [_by_mode(run) for run in shown]
     for mode in modes:
         points = [
-            (i, _by_mode(run)[mode]["records_per_s"])
-            for i, run in enumerate(shown)
-            if mode in _by_mode(run)
+            (i, rows[mode]["records_per_s"]) for i, rows in enumerate(rows_by_run) if mode in rows
         ]
         hist.plot([i for i, _ in points], [v for _, v in points], marker="o", label=mode)
     labels = [f"{str(run.get('at', ''))[:10]}\n{run.get('commit') or ''}" for run in shown]
