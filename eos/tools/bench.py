@@ -135,12 +135,12 @@ def register_events_app(cluster: KafkaCluster, input_topic: str, output_topic: s
         input_topics=[input_topic],
         output_topic=output_topic,
     )
-    registry = SchemaRegistryClient({"url": cluster.schema_registry_url, "timeout": 10})
+    registry = SchemaRegistryClient(cluster.registry_config())
     compat.register_subjects(registry, app_subjects(build(settings)))
 
 
 def _encoder(cluster: KafkaCluster, topic: str) -> tuple[bytes, Any]:
-    registry = SchemaRegistryClient({"url": cluster.schema_registry_url, "timeout": 10})
+    registry = SchemaRegistryClient(cluster.registry_config())
     event = contract("event")
     schema_id = registry.register_schema(f"{topic}-value", Schema(event.schema_str, "AVRO"))
     return frame(schema_id), event.parsed
