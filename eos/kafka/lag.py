@@ -20,7 +20,7 @@ from confluent_kafka import OFFSET_BEGINNING, TIMESTAMP_NOT_AVAILABLE, Consumer,
 from eos.kafka.clients import connection_config
 from eos.kafka.offsets import TP, Offsets
 
-__all__ = ["PartitionLag", "group_lag", "oldest_timestamps"]
+__all__ = ["PartitionLag", "group_lag", "oldest_timestamps", "without_records"]
 
 
 @dataclass(frozen=True)
@@ -85,8 +85,30 @@ def oldest_timestamps(
     offset in `start` (negative: from the log's start) and before its end in `ends`. A
     partition with none (only aborted records and markers left), whose record does not
     arrive within `timeout`, or that carries no timestamp, is left out."""
+    return _first_committed(config, start, ends, timeout)[0]
+
+
+def without_records(
+    config: Mapping[str, Any],
+    start: Mapping[TP, int],
+    ends: Mapping[TP, int],
+    *,
+    timeout: float = 5.0,
+) -> set[TP]:
+    """The partitions of `start` that hold no committed record from their offset in
+    `start` to their end in `ends`: what lies there is aborted records and transaction
+    markers only (a zombie's aborted writes after the last input, say), no work."""
+    return _first_committed(config, start, ends, timeout)[1]
+
+
+def _first_committed(
+    config: Mapping[str, Any], start: Mapping[TP, int], ends: Mapping[TP, int], timeout: float
+) -> tuple[dict[TP, int], set[TP]]:
+    """Per partition of `start`, read_committed from its offset: the first record's
+    timestamp where it has one, and the set of partitions read to their end with no
+    record returned. A partition in neither did not answer within `timeout`."""
     if not start:
-        return {}
+        return {}, set()
     consumer = Consumer(
         {
             **connection_config(config),
@@ -97,6 +119,7 @@ def oldest_timestamps(
         }
     )
     found: dict[TP, int] = {}
+    empty: set[TP] = set()
     try:
         consumer.assign(
             [TopicPartition(t, p, o if o >= 0 else OFFSET_BEGINNING) for (t, p), o in start.items()]
@@ -108,9 +131,11 @@ def oldest_timestamps(
             if msg is None or msg.error() is not None:
                 # Read past the end with nothing returned: aborted records only.
                 at = consumer.position([TopicPartition(*tp) for tp in sorted(waiting)])
-                waiting -= {
+                drained = {
                     (p.topic, p.partition) for p in at if p.offset >= ends[(p.topic, p.partition)]
                 }
+                empty |= drained
+                waiting -= drained
                 continue
             tp = (msg.topic() or "", msg.partition() or 0)
             kind, stamp = msg.timestamp()
@@ -121,4 +146,4 @@ def oldest_timestamps(
                     found[tp] = stamp
     finally:
         consumer.close()
-    return found
+    return found, empty

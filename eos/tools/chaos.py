@@ -43,7 +43,7 @@ from eos.stack.layout import StackLayout
 from eos.stack.stack import Stack, StackSpec
 from eos.tools.chaos_faults import FAULT_KINDS, Faults, FaultTiming, Pool, Timeline, schedule
 from eos.tools.chaos_gaps import GAP_BAR, TAKEOVER_BAR, Kill, KillCost, Sampler, measure
-from eos.tools.demo import settled_lag, step, wait_caught_up
+from eos.tools.demo import settled_lag, step, wait_caught_up, work_lag
 
 __all__ = ["ChaosOptions", "chaos"]
 
@@ -276,16 +276,18 @@ def _caught_up(
 ) -> None:
     """Until the group's lag is at most a commit marker per partition and processor for
     3 s (the processors' last transactions can interleave on a partition: see
-    eos.tools.demo.wait_caught_up); samples that fail (a settling cluster) are asked
-    again, processors are checked meanwhile."""
+    eos.tools.demo.wait_caught_up; a partition whose lag holds no committed record has
+    none, see work_lag); samples that fail (a settling cluster) are asked again,
+    processors are checked meanwhile."""
     deadline = time.monotonic() + timeout
-    with Offsets(consumer_config(engine)) as offsets:
+    config = consumer_config(engine)
+    with Offsets(config) as offsets:
         both = offsets.partitions([ledger.payments_topic, ledger.credits_topic])
         since: float | None = None
         while time.monotonic() < deadline:
             pool.check(time.monotonic())
             try:
-                behind = lag(offsets.committed(engine.group_id, both), offsets.last_stable(both))
+                behind = work_lag(offsets, config, engine.group_id, both)[0]
             except Exception as exc:
                 print(f"  (lag sample failed: {type(exc).__name__} {exc})", flush=True)
                 behind = -1

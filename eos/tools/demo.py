@@ -21,6 +21,7 @@ from typing import Any
 from eos.config import DEFAULT_METRICS_PORT, EngineSettings
 from eos.errors import RunFailed
 from eos.kafka.clients import consumer_config
+from eos.kafka.lag import without_records
 from eos.kafka.offsets import TP, Offsets, lag, total
 from eos.ledger.generator import LoadReport, LoadSpec, produce_payments
 from eos.ledger.settings import LedgerSettings
@@ -29,7 +30,14 @@ from eos.ledger.verify import Report, verify
 from eos.stack.cluster import provide_cluster
 from eos.tools.commands import eos_command
 
-__all__ = ["DemoOptions", "demo", "kill_and_restart", "run_demo", "wait_caught_up"]
+__all__ = [
+    "DemoOptions",
+    "demo",
+    "kill_and_restart",
+    "run_demo",
+    "wait_caught_up",
+    "work_lag",
+]
 
 Processes = dict[str, subprocess.Popen[bytes]]
 
@@ -253,7 +261,8 @@ def wait_caught_up(
     """Waits until the group's committed offsets reach the ends; returns when they first did.
 
     RunFailed when a processor exits meanwhile or `timeout` passes first."""
-    with Offsets(consumer_config(engine)) as offsets:
+    config = consumer_config(engine)
+    with Offsets(config) as offsets:
         partitions = offsets.partitions([ledger.payments_topic, ledger.credits_topic])
         deadline = time.monotonic() + timeout
         last_line = 0.0
@@ -263,7 +272,7 @@ def wait_caught_up(
             for name, proc in procs.items():
                 if proc.poll() is not None:
                     raise RunFailed(f"processor {name} exited with {proc.returncode}")
-            behind, snapshot = _lag(offsets, engine.group_id, partitions)
+            behind, snapshot = work_lag(offsets, config, engine.group_id, partitions)
             # Each committed transaction leaves a marker after its records, and the last
             # transactions of several processors can interleave on one partition (records
             # A, B, then markers A, B): a settled partition may show a lag of one marker
@@ -292,10 +301,18 @@ def settled_lag(partitions: int, processors: int) -> int:
     return partitions * max(1, processors)
 
 
-def _lag(offsets: Offsets, group: str, partitions: list[TP]) -> tuple[int, list[tuple[int, int]]]:
+def work_lag(
+    offsets: Offsets, config: dict[str, Any], group: str, partitions: list[TP]
+) -> tuple[int, list[tuple[int, int]]]:
     """The group's lag to the ends a read_committed consumer sees, and each partition's
-    (committed, end) pair, to tell whether anything moved."""
+    (committed, end) pair, to tell whether anything moved. A partition whose lag holds
+    no committed record counts none: after a zombie's aborted writes (a processor
+    resumed from SIGSTOP once its partitions had moved on) with no input after them,
+    nobody has a record to read there, so nobody commits past them."""
     committed = offsets.committed(group, partitions)
     ends = offsets.last_stable(partitions)
     snapshot = [(committed.get(tp, -1), ends[tp]) for tp in partitions]
-    return lag(committed, ends), snapshot
+    behind = {tp: committed.get(tp, -1) for tp in partitions}
+    behind = {tp: c for tp, c in behind.items() if ends[tp] - max(c, 0) > 1}
+    idle = without_records(config, behind, ends) if behind else set()
+    return lag(committed, {tp: end for tp, end in ends.items() if tp not in idle}), snapshot
