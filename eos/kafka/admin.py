@@ -72,3 +72,20 @@ def create_topic(
     admin = AdminClient(connection_config(client_config))
     create_topics(admin, [NewTopic(name, partitions, replication, config=dict(config or {}))])
     return name
+
+
+def delete_topics(
+    client_config: Mapping[str, Any], names: Iterable[str], timeout: float = 60.0
+) -> list[str]:
+    """Delete `names` from the cluster `client_config` reaches; the names it could not
+    delete (already gone counts as deleted)."""
+    admin = AdminClient(connection_config(client_config))
+    futures = admin.delete_topics(list(names), operation_timeout=30)
+    failed = []
+    for name, future in futures.items():
+        try:
+            future.result(timeout=timeout)
+        except KafkaException as exc:
+            if kafka_error(exc).code() != KafkaError.UNKNOWN_TOPIC_OR_PART:
+                failed.append(name)
+    return failed

@@ -25,6 +25,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from confluent_kafka.schema_registry import SchemaRegistryClient
+
 from eos.config import EngineSettings
 from eos.engine.app import App, app_subjects
 from eos.engine.batch import BatchRunner, RecordTransient, RecordUnexpected, RegistryDown
@@ -119,7 +121,8 @@ class TestDriver:
     """Feeds records to an App (or an AppFactory) and collects what it writes, per
     topic, as the processor would have committed it. `partitions`: every topic's
     partition count (a keyed record's partition is the producer's murmur2 choice);
-    `topics`: further topics that exist (reply-to topics named at run time)."""
+    `topics`: further topics that exist (reply-to topics named at run time);
+    `registry`: a schema registry client instead of the in-memory one."""
 
     __test__ = False  # a pytest collector must not take it for a test class
 
@@ -131,11 +134,14 @@ class TestDriver:
         partitions: int = 1,
         topics: Iterable[str] = (),
         state_dir: Path | None = None,
+        registry: SchemaRegistryClient | None = None,
     ) -> None:
         self.settings = settings or EngineSettings(instance_id="test-driver")
         self.app = app if isinstance(app, App) else app(self.settings)
         self.partitions = partitions
-        self.registry = MemoryRegistry(app_subjects(self.app))
+        # A real registry (where the contracts are registered) reads records that a real
+        # producer wrote; by default, the contracts in memory.
+        self.registry = registry or MemoryRegistry(app_subjects(self.app))
         self._redact = Redactor(self.settings.secrets())
         self._log: dict[str, list[Produced]] = defaultdict(list)
         self._next: dict[tuple[str, int], int] = defaultdict(int)

@@ -15,6 +15,9 @@ from eos.kafka.offsets import Offsets
 from eos.kafka.reader import read_topics
 from eos.testing.cluster import KafkaCluster
 
+# Topics created here, per cluster (bootstrap servers), deleted when the session ends.
+_CREATED: dict[str, list[str]] = {}
+
 
 def create_topic(
     cluster: KafkaCluster,
@@ -23,8 +26,19 @@ def create_topic(
     replication: int = 1,
     config: Mapping[str, str] | None = None,
 ) -> str:
-    """Create a topic with a unique name and wait until the cluster has it."""
-    return admin.create_topic(cluster.client_config(), prefix, partitions, replication, config)
+    """Create a topic with a unique name and wait until the cluster has it; it is
+    deleted at the end of the test session (`delete_created`)."""
+    name = admin.create_topic(cluster.client_config(), prefix, partitions, replication, config)
+    _CREATED.setdefault(cluster.bootstrap_servers, []).append(name)
+    return name
+
+
+def delete_created(cluster: KafkaCluster) -> list[str]:
+    """Delete every topic `create_topic` made on `cluster`; the names deleted."""
+    names = _CREATED.pop(cluster.bootstrap_servers, [])
+    if names:
+        admin.delete_topics(cluster.client_config(), names)
+    return names
 
 
 def produce_avro(
