@@ -1,68 +1,35 @@
-"""Processors run as child processes for the fault tests: their output, their signals,
-and the end offsets that show whether one is inside a transaction."""
+"""Processors run as child processes for the fault tests: their output, their signals
+(eos.testing.apps, the kit's), and the end offsets that show whether one is inside a
+transaction."""
 
 from __future__ import annotations
 
-import random
 import re
-import signal
 import subprocess
-import threading
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from confluent_kafka import TopicPartition
 
 from eos.kafka.offsets import Offsets, open_transactions, total
+from eos.testing.apps import AppProcess, wait_until
+
+__all__ = ["EndOffsets", "Spawned", "wait_until"]
 
 
-class Spawned:
-    """A child process with its output drained by a thread (a full pipe would block it)."""
+class Spawned(AppProcess):
+    """A child process started by a test, with its output piped: the kit's AppProcess
+    watching it, and what the project's own fault tests read from its log."""
+
+    proc: subprocess.Popen[Any]  # attached at once: never None
 
     def __init__(self, name: str, proc: subprocess.Popen[Any]) -> None:
-        self.name = name
-        self.proc = proc
-        self.lines: list[str] = []
-        self._reader = threading.Thread(target=self._drain, daemon=True)
-        self._reader.start()
-
-    def _drain(self) -> None:
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            text = line.decode("utf-8", "replace") if isinstance(line, bytes) else line
-            self.lines.append(text.rstrip("\n"))
-
-    def logged(self, text: str) -> list[str]:
-        return [line for line in list(self.lines) if text in line]
-
-    def tail(self, n: int = 40) -> str:
-        return f"--- {self.name} (last {n} lines) ---\n" + "\n".join(self.lines[-n:])
-
-    def alive(self) -> bool:
-        return self.proc.poll() is None
-
-    def wait(self, timeout: float) -> int:
-        try:
-            code = self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            raise AssertionError(
-                f"{self.name} still running after {timeout}s\n{self.tail()}"
-            ) from None
-        self._reader.join(5)
-        return code
-
-    def signal(self, sig: signal.Signals) -> None:
-        self.proc.send_signal(sig)
-
-    def kill(self) -> None:
-        self.proc.kill()
-        self.wait(10)
+        super().__init__("", {}, name)
+        self.attach(proc)
 
     def stop(self, timeout: float = 30) -> int:
         """SIGTERM: finish the batch in flight, commit it, leave the group."""
-        self.signal(signal.SIGTERM)
-        return self.wait(timeout)
+        return self.terminate(timeout)
 
     def processed(self) -> int:
         """The records this process committed, from its last progress report (one is
@@ -78,30 +45,6 @@ class Spawned:
         pattern = re.compile(re.escape(topic) + r"\[(\d+)\]")
         lines = self.logged(f"eos.processor: {event} ")[skip:]
         return {int(p) for line in lines for p in pattern.findall(line)}
-
-    def kill_mid_transaction(
-        self, open_transaction: Callable[[], bool], timeout: float = 30
-    ) -> None:
-        """SIGKILL while a transaction is open with records in the log.
-
-        A transaction lasts a fraction of a second, so the process is frozen (SIGSTOP)
-        first; once the requests it had already sent are answered, an open transaction
-        stays open. If one is, SIGKILL; else thaw it (SIGCONT) and try again."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if not self.alive():
-                raise AssertionError(f"{self.name} exited early\n{self.tail()}")
-            self.signal(signal.SIGSTOP)
-            try:
-                time.sleep(0.3)
-                if open_transaction():
-                    self.kill()
-                    return
-            finally:
-                if self.alive():
-                    self.signal(signal.SIGCONT)
-            time.sleep(random.uniform(0.01, 0.1))
-        raise AssertionError(f"never caught {self.name} inside a transaction\n{self.tail()}")
 
 
 class EndOffsets:
@@ -120,18 +63,3 @@ class EndOffsets:
         processors write to these partitions)."""
         stable = self._offsets.last_stable(self._tps)
         return bool(open_transactions(stable, self._offsets.high_watermarks(self._tps)))
-
-
-def wait_until(predicate: Callable[[], bool], timeout: float, what: str, *procs: Spawned) -> None:
-    """Poll `predicate`; fail at once when one of `procs` exits, or at the timeout."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        for p in procs:
-            if not p.alive():
-                raise AssertionError(f"{p.name} exited ({p.proc.returncode})\n{p.tail()}")
-        time.sleep(0.1)
-    raise AssertionError(
-        f"timed out after {timeout}s waiting for {what}\n" + "\n".join(p.tail() for p in procs)
-    )

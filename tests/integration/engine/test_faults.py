@@ -24,6 +24,7 @@ from confluent_kafka.serialization import MessageField, SerializationContext
 
 from eos.serde.schemas import contract, load_schema
 from eos.serde.wire import split
+from eos.testing.checks import assert_exactly_once, assert_no_hanging_transactions, by_field
 from eos.testing.helpers import committed_offsets, read_committed
 from tests.integration.engine.conftest import Pipeline, make_events
 from tests.integration.processes import EndOffsets, Spawned, wait_until
@@ -162,14 +163,21 @@ def _inputs_by_partition(pipeline: Pipeline) -> dict[int, list[str]]:
 
 
 def _assert_exactly_once(pipeline: Pipeline, expected: set[str]) -> list[Message]:
+    """The kit's checks (every input once across the outputs and the DLQ, nothing
+    aborted left unredone, no transaction open), and every id sent made it to the
+    output, none to the DLQ."""
+    cluster = pipeline.cluster
+    assert_exactly_once(
+        cluster,
+        pipeline.input,
+        [pipeline.output],
+        dlq_topic=pipeline.dlq,
+        key=by_field(cluster, "id"),
+    )
+    assert_no_hanging_transactions(cluster, [pipeline.output, pipeline.dlq])
     outputs = pipeline.outputs(timeout=30)
-    ids = _ids(outputs)
-    duplicates = {i: n for i, n in ids.items() if n > 1}
-    missing = expected - set(ids)
-    unexpected = set(ids) - expected
-    assert not duplicates, f"{len(duplicates)} ids output twice or more, e.g. {_some(duplicates)}"
+    missing = expected - set(_ids(outputs))
     assert not missing, f"{len(missing)} ids never output, e.g. {_some(missing)}"
-    assert not unexpected, f"outputs for ids never produced: {_some(unexpected)}"
     assert pipeline.dead_letters(timeout=30) == []
     return outputs
 
@@ -199,7 +207,7 @@ def test_repeated_sigkill_mid_transaction_loses_and_duplicates_nothing(
         # before), then kill it while a transaction is open.
         progress.reach(progress.stable() + 1500, 60, run)
         with feeder.flowing():
-            run.kill_mid_transaction(progress.open_transaction, timeout=90)
+            run.kill_when(progress.open_transaction, timeout=90)
         assert run.proc.returncode == -signal.SIGKILL
     committed_before_final = progress.stable()
 

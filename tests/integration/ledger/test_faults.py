@@ -197,7 +197,7 @@ def test_repeated_sigkill_mid_transaction_posts_every_payment_exactly_once(
             return offsets.payments() >= threshold
 
         wait_until(reached, 90, f"{threshold:,} payments committed", run)
-        run.kill_mid_transaction(offsets.open_transaction)
+        run.kill_when(offsets.open_transaction)
         assert run.proc.returncode == -signal.SIGKILL, run.tail()
         # Read before the next run starts, which could otherwise finish the rest first;
         # not stable, since the killed run's transaction stays open until fenced.
