@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 EOS    := $(BIN)/eos
 
-.PHONY: install stack-up stack-down stack-status test unit integration lint bench demo chaos clean
+.PHONY: install stack-up stack-down stack-status test unit integration examples lint bench demo chaos clean
 
 install: $(VENV)/.installed
 
@@ -29,6 +29,13 @@ test: install
 	$(BIN)/pytest tests/unit -q
 	@if [ -z "$$EOS_BOOTSTRAP_SERVERS" ]; then $(EOS) stack up; fi
 	EOS_TEST_NO_DOCKER=$${EOS_TEST_NO_DOCKER:-1} $(BIN)/pytest tests/integration -v --durations=15
+	$(MAKE) --no-print-directory examples
+
+# The example project (examples/orders): its driver unit tests and its kill-and-verify
+# integration test, run as a user's project runs them, with eos's pytest plugin.
+examples: install
+	@if [ -z "$$EOS_BOOTSTRAP_SERVERS" ]; then $(EOS) stack up; fi
+	cd examples/orders && EOS_TEST_NO_DOCKER=$${EOS_TEST_NO_DOCKER:-1} $(CURDIR)/$(BIN)/pytest -v
 
 unit: install
 	$(BIN)/pytest tests/unit -q

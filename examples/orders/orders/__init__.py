@@ -1,0 +1,1 @@
+"""An example eos app: price orders and keep each customer's running total."""
