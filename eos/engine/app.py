@@ -15,10 +15,11 @@ from typing import Any
 
 from confluent_kafka import Consumer
 from confluent_kafka.admin import AdminClient
+from confluent_kafka.schema_registry import SchemaRegistryClient
 
 from eos.config import EngineSettings, Mode
 from eos.engine.api import Transform
-from eos.engine.batch import BatchRunner
+from eos.engine.batch import BatchRunner, Topics
 from eos.engine.breaker import CircuitBreaker
 from eos.engine.identity import stores_dir
 from eos.engine.processor import Processor
@@ -51,6 +52,7 @@ from eos.serde.avro import (
 __all__ = [
     "App",
     "AppFactory",
+    "Codecs",
     "TopicsMissing",
     "Topology",
     "app_subjects",
@@ -79,6 +81,42 @@ class App:
 
 
 AppFactory = Callable[[EngineSettings], App]
+
+
+@dataclass(frozen=True)
+class Codecs:
+    """An app's decoder per input (None: raw bytes), encoder per output, and the
+    encoder of outputs to topics named only at run time (one subject, record-name
+    strategy, for all of them)."""
+
+    decoders: Mapping[str, AvroDecoder | None]
+    encoders: Mapping[str, AvroEncoder]
+    dynamic: AvroEncoder | None
+
+    @classmethod
+    def of(cls, registry: SchemaRegistryClient, app: App) -> Codecs:
+        decoders = {
+            t: AvroDecoder(registry, c, subject_for(t)) if c else None
+            for t, c in app.inputs.items()
+        }
+        encoders = {t: AvroEncoder(registry, t, c) for t, c in app.outputs.items()}
+        dynamic = None
+        if app.dynamic_output is not None:
+            contract = app.dynamic_output
+            dynamic = AvroEncoder(registry, "", contract, subject=record_subject(contract))
+        return cls(decoders, encoders, dynamic)
+
+    def runner(self, app: App, max_attempts: int, topics: Topics) -> BatchRunner:
+        """The batch runner of `app` with these codecs."""
+        return BatchRunner(
+            app.transform,
+            self.decoders,
+            self.encoders,
+            max_attempts,
+            app.stores,
+            self.dynamic.for_topic if self.dynamic else None,
+            topics,
+        )
 
 
 class TopicsMissing(ConfigurationError):
@@ -133,24 +171,9 @@ def build_processor(
     admin = make_admin(settings)
     topology = check_topics(admin, settings, app)
     registry = make_registry(settings)
-    decoders = {
-        t: AvroDecoder(registry, c, subject_for(t)) if c else None for t, c in app.inputs.items()
-    }
-    encoders = {t: AvroEncoder(registry, t, c) for t, c in app.outputs.items()}
-    dynamic = None  # one subject (record-name strategy) for every topic named at run time
-    if app.dynamic_output is not None:
-        contract = app.dynamic_output
-        dynamic = AvroEncoder(registry, "", contract, subject=record_subject(contract))
-    _look_up_schemas([*encoders.values(), *([dynamic] if dynamic else [])])
-    runner = BatchRunner(
-        app.transform,
-        decoders,
-        encoders,
-        settings.retry_max_attempts,
-        app.stores,
-        dynamic.for_topic if dynamic else None,
-        TopicCache(admin),
-    )
+    codecs = Codecs.of(registry, app)
+    _look_up_schemas([*codecs.encoders.values(), *([codecs.dynamic] if codecs.dynamic else [])])
+    runner = codecs.runner(app, settings.retry_max_attempts, TopicCache(admin))
     for store in app.stores:
         topic = store.changelog_topic
         store.bind(

@@ -28,14 +28,14 @@ from typing import Any
 from confluent_kafka.schema_registry import SchemaRegistryClient
 
 from eos.config import EngineSettings
-from eos.engine.app import App, app_subjects
+from eos.engine.app import App, Codecs, app_subjects
 from eos.engine.batch import BatchRunner, RecordTransient, RecordUnexpected, RegistryDown
 from eos.engine.dlq import PREFIX, dlq_record
 from eos.engine.records import Consumed, Encoded
 from eos.engine.redact import Redactor
 from eos.errors import EosError
 from eos.kafka.partitioner import partition_for
-from eos.serde.avro import AvroDecoder, AvroEncoder, record_subject, subject_for
+from eos.serde.avro import AvroDecoder, AvroEncoder, subject_for
 from eos.testing.registry import MemoryRegistry
 
 __all__ = ["DeadLetter", "DriverError", "Produced", "Step", "TestDriver"]
@@ -150,33 +150,18 @@ class TestDriver:
         self._open_stores(state_dir or Path(self._tmp.name if self._tmp else "."))
 
     def _make_runner(self, topics: Iterable[str]) -> BatchRunner:
+        """The processor's codecs and batch runner; and, to read back what it wrote and
+        to write what it reads, the other direction of each contract."""
         app, reg = self.app, self.registry
-        self._decoders = {
-            t: AvroDecoder(reg, c, subject_for(t)) if c else None for t, c in app.inputs.items()
-        }
-        self._out_decoders = {
-            t: AvroDecoder(reg, c, subject_for(t)) for t, c in app.outputs.items()
-        }
+        outs = app.outputs.items()
+        self._out_decoders = {t: AvroDecoder(reg, c, subject_for(t)) for t, c in outs}
         self._in_encoders = {t: AvroEncoder(reg, t, c) for t, c in app.inputs.items() if c}
-        encoders = {t: AvroEncoder(reg, t, c) for t, c in app.outputs.items()}
-        dynamic = None
-        if app.dynamic_output is not None:
-            contract = app.dynamic_output
-            dynamic = AvroEncoder(reg, "", contract, subject=record_subject(contract))
-            self._dynamic_decoder: AvroDecoder | None = AvroDecoder(reg, contract)
-        else:
-            self._dynamic_decoder = None
+        dynamic = app.dynamic_output
+        self._dynamic_decoder = AvroDecoder(reg, dynamic) if dynamic is not None else None
         self._changelogs = {s.changelog_topic for s in app.stores}
         known = [*app.inputs, *app.outputs, self.settings.dlq_topic, *self._changelogs, *topics]
-        return BatchRunner(
-            app.transform,
-            self._decoders,
-            encoders,
-            self.settings.retry_max_attempts,
-            app.stores,
-            dynamic.for_topic if dynamic else None,
-            _Topics(known),
-        )
+        codecs = Codecs.of(reg, app)
+        return codecs.runner(app, self.settings.retry_max_attempts, _Topics(known))
 
     def _open_stores(self, directory: Path) -> None:
         for store in self.app.stores:

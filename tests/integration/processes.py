@@ -34,11 +34,9 @@ class Spawned(AppProcess):
     def processed(self) -> int:
         """The records this process committed, from its last progress report (one is
         printed on every exit but SIGKILL)."""
-        reports = self.logged("eos.processor: processed ")
-        assert reports, self.tail()
-        found = re.search(r"processed (\d+) records", reports[-1])
-        assert found, reports[-1]
-        return int(found.group(1))
+        totals = self.stats()
+        assert "records" in totals, self.tail()
+        return totals["records"]
 
     def partitions(self, event: str, topic: str, skip: int = 0) -> set[int]:
         """Partitions of `topic` named by this process's "assigned"/"revoked" lines."""
