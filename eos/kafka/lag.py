@@ -11,7 +11,7 @@ group: the lag alone says nothing of how long a payment has waited.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -20,7 +20,7 @@ from confluent_kafka import OFFSET_BEGINNING, TIMESTAMP_NOT_AVAILABLE, Consumer,
 from eos.kafka.clients import connection_config
 from eos.kafka.offsets import TP, Offsets
 
-__all__ = ["PartitionLag", "group_lag", "oldest_timestamps", "without_records"]
+__all__ = ["PartitionLag", "group_lag", "oldest_timestamps", "without_records", "work_behind"]
 
 
 @dataclass(frozen=True)
@@ -147,3 +147,25 @@ def _first_committed(
     finally:
         consumer.close()
     return found, empty
+
+
+def work_behind(
+    offsets: Offsets,
+    config: Mapping[str, Any],
+    group: str,
+    partitions: Sequence[TP],
+    stable: bool = True,
+) -> tuple[dict[TP, int], list[tuple[int, int]]]:
+    """Per partition, what `group` has still to process: its lag to the end a
+    read_committed consumer sees, but none where that lag holds no committed record.
+    After a zombie's aborted writes (a processor resumed from SIGSTOP once its partitions
+    had moved on) with no input after them, nobody has a record to read there, so nobody
+    commits past them. Also each partition's (committed, end) pair, to tell whether
+    anything moved. `stable`: committed offsets as require_stable asks them."""
+    committed = offsets.committed(group, partitions, stable=stable)
+    ends = offsets.last_stable(partitions)
+    snapshot = [(committed.get(tp, -1), ends[tp]) for tp in partitions]
+    lags = {tp: max(ends[tp] - max(committed.get(tp, -1), 0), 0) for tp in partitions}
+    behind = {tp: committed.get(tp, -1) for tp, n in lags.items() if n > 1}
+    idle = without_records(config, behind, ends) if behind else set()
+    return {tp: 0 if tp in idle else n for tp, n in lags.items()}, snapshot

@@ -15,7 +15,8 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
-from eos.kafka.offsets import TP, Offsets, open_transactions
+from eos.kafka.lag import work_behind
+from eos.kafka.offsets import Offsets, open_transactions
 from eos.stack.cluster import KafkaCluster
 
 __all__ = ["AppProcess", "app_env", "wait_until"]
@@ -185,15 +186,18 @@ class AppProcess:
         self, cluster: KafkaCluster, group: str, topics: Iterable[str], timeout: float = 120
     ) -> None:
         """Until the group's committed offsets on `topics` reach their last stable
-        offsets (give or take the commit markers a transactional input carries) and
-        stay there for a second; fails at once if the process exits."""
-        with Offsets(cluster.client_config(), timeout=10) as offsets:
+        offsets (give or take the commit markers a transactional input carries, and
+        aborted records with nothing after them: eos.kafka.lag.work_behind) and stay
+        there for a second; fails at once if the process exits."""
+        config = cluster.client_config()
+        with Offsets(config, timeout=10) as offsets:
             parts = offsets.partitions(topics)
             last: list[int] = []
 
             def settled() -> bool:
                 nonlocal last
-                now = _behind(offsets, group, parts)
+                behind = work_behind(offsets, config, group, parts, stable=False)[0]
+                now = [behind[tp] for tp in parts]
                 done = all(b <= MARKERS for b in now) and now == last
                 last = now
                 return done
@@ -202,12 +206,6 @@ class AppProcess:
 
 
 MARKERS = 2  # lag per partition that is commit markers, not records
-
-
-def _behind(offsets: Offsets, group: str, parts: Sequence[TP]) -> list[int]:
-    committed = offsets.committed(group, parts, stable=False)
-    ends = offsets.last_stable(parts)
-    return [ends[tp] - max(committed.get(tp, 0), 0) for tp in parts]
 
 
 def wait_until(

@@ -21,8 +21,8 @@ from typing import Any
 from eos.config import DEFAULT_METRICS_PORT, EngineSettings
 from eos.errors import RunFailed
 from eos.kafka.clients import consumer_config
-from eos.kafka.lag import without_records
-from eos.kafka.offsets import TP, Offsets, lag, total
+from eos.kafka.lag import work_behind
+from eos.kafka.offsets import TP, Offsets, total
 from eos.ledger.generator import LoadReport, LoadSpec, produce_payments
 from eos.ledger.settings import LedgerSettings
 from eos.ledger.setup import setup
@@ -304,15 +304,7 @@ def settled_lag(partitions: int, processors: int) -> int:
 def work_lag(
     offsets: Offsets, config: dict[str, Any], group: str, partitions: list[TP]
 ) -> tuple[int, list[tuple[int, int]]]:
-    """The group's lag to the ends a read_committed consumer sees, and each partition's
-    (committed, end) pair, to tell whether anything moved. A partition whose lag holds
-    no committed record counts none: after a zombie's aborted writes (a processor
-    resumed from SIGSTOP once its partitions had moved on) with no input after them,
-    nobody has a record to read there, so nobody commits past them."""
-    committed = offsets.committed(group, partitions)
-    ends = offsets.last_stable(partitions)
-    snapshot = [(committed.get(tp, -1), ends[tp]) for tp in partitions]
-    behind = {tp: committed.get(tp, -1) for tp in partitions}
-    behind = {tp: c for tp, c in behind.items() if ends[tp] - max(c, 0) > 1}
-    idle = without_records(config, behind, ends) if behind else set()
-    return lag(committed, {tp: end for tp, end in ends.items() if tp not in idle}), snapshot
+    """The group's lag still to process, summed (eos.kafka.lag.work_behind), and each
+    partition's (committed, end) pair."""
+    behind, snapshot = work_behind(offsets, config, group, partitions)
+    return sum(behind.values()), snapshot

@@ -9,6 +9,7 @@ import pytest
 
 from eos.config import EngineSettings
 from eos.errors import RunFailed
+from eos.kafka import lag
 from eos.ledger.settings import LedgerSettings
 from eos.tools import demo
 from eos.tools.demo import wait_caught_up
@@ -63,7 +64,9 @@ class _Ends:
     ) -> None:
         self._committed, self._ends = committed, ends
 
-    def committed(self, _group: str, _parts: object) -> dict[tuple[str, int], int]:
+    def committed(
+        self, _group: str, _parts: object, stable: bool = True
+    ) -> dict[tuple[str, int], int]:
         return self._committed
 
     def last_stable(self, _parts: object) -> dict[tuple[str, int], int]:
@@ -83,7 +86,7 @@ def test_lag_made_of_aborted_records_only_is_no_work(monkeypatch: pytest.MonkeyP
         asked.append(start)
         return {parts[0]}
 
-    monkeypatch.setattr(demo, "without_records", without_records)
+    monkeypatch.setattr(lag, "without_records", without_records)
     behind, _snapshot = demo.work_lag(ends, {}, "g", parts)  # type: ignore[arg-type]
     assert behind == 50
     assert asked == [{parts[0]: 100, parts[1]: 100}]
