@@ -18,7 +18,9 @@ from eos.testing.cluster import KafkaCluster
 from eos.testing.helpers import produce_avro
 from eos.testing.topics import TopicSet
 
-ORDERS = 3000
+# Enough for some 100 transactions of 200: the kill must find one open, not a finished
+# backlog.
+ORDERS = 20_000
 
 
 def test_a_kill_mid_transaction_prices_every_order_exactly_once(
