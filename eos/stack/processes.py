@@ -71,6 +71,20 @@ class ManagedProcess:
         self.pid_file.unlink(missing_ok=True)
         return True
 
+    def kill(self, timeout: float = 30.0) -> int | None:
+        """SIGKILL, as a crash would end it (no shutdown, its files as they were), and
+        wait until it is gone; its pid, or None when it was not running."""
+        pid = self.running_pid()
+        if pid is None:
+            return None
+        os.kill(pid, signal.SIGKILL)
+        deadline = time.monotonic() + timeout
+        while _alive(pid):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{self.name} (pid {pid}) still alive {timeout}s after SIGKILL")
+            time.sleep(0.1)
+        return pid
+
     def exited(self) -> bool:
         pid = self.read_pid()
         return pid is None or not _alive(pid)

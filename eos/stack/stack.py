@@ -288,6 +288,11 @@ class Stack:
             self._spec_file.unlink(missing_ok=True)
             self.say(f"wiped data in {self.layout.run}")
 
+    def kill(self, name: str) -> int | None:
+        """SIGKILL one node (`kafka-2`, `registry`) and wait until it is gone; its pid,
+        or None when it was not running. `up` with the same spec starts it again."""
+        return self._process(name).kill()
+
     def status(self) -> list[NodeStatus]:
         out = []
         for node in self.spec.nodes():

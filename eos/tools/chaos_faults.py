@@ -318,37 +318,24 @@ class Faults:
     def _bounce(self) -> None:
         brokers = [s for s in self.stack.status() if s.name.startswith("kafka-") and s.pid]
         victim = self.rng.choice(brokers)
-        assert victim.pid is not None
-        os.kill(victim.pid, signal.SIGKILL)
-        _wait_gone(victim.pid)
-        print(f"  fault: broker {victim.name} SIGKILLed (pid {victim.pid})", flush=True)
+        pid = self.stack.kill(victim.name)
+        print(f"  fault: broker {victim.name} SIGKILLed (pid {pid})", flush=True)
         self._up(f"broker {victim.name} back")
 
     def _signal_registry(self, sig: signal.Signals) -> None:
+        if sig == signal.SIGKILL:
+            pid = self.stack.kill("registry")
+            print(f"  fault: registry SIGKILLed (pid {pid})", flush=True)
+            return
         pid = next(s.pid for s in self.stack.status() if s.name == "registry")
         if pid is None:
             raise RuntimeError("the registry is not running")
         os.kill(pid, sig)
-        if sig == signal.SIGKILL:
-            _wait_gone(pid)
-            print(f"  fault: registry SIGKILLed (pid {pid})", flush=True)
 
     def _up(self, what: str) -> None:
         started = time.monotonic()
         self.stack.up(self.spec)
         print(f"  fault: {what} after {time.monotonic() - started:.1f}s", flush=True)
-
-
-def _wait_gone(pid: int, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if os.waitpid(pid, os.WNOHANG)[0] == pid:
-                return
-        except ChildProcessError:
-            if not Path(f"/proc/{pid}").exists():
-                return
-        time.sleep(0.1)
 
 
 def _tail(path: Path, lines: int) -> list[str]:

@@ -183,3 +183,17 @@ def test_port_open_sees_a_listener_and_nothing_else() -> None:
         port = listener.getsockname()[1]
         assert port_open(port)
     assert not port_open(port)
+
+
+def test_kill_ends_it_at_once_and_leaves_its_pid_file(tmp_path: Path) -> None:
+    """A crash, not a stop: SIGKILL even when SIGTERM is ignored, and the pid file stays
+    (a restart through the stack replaces it)."""
+    proc = managed(tmp_path)
+    ignores_term = "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
+    pid = proc.start([sys.executable, "-c", ignores_term + "time.sleep(60)", proc.marker])
+    assert proc.running_pid() == pid
+    assert proc.kill(timeout=5) == pid
+    assert _gone(pid)
+    assert proc.running_pid() is None
+    assert proc.pid_file.exists()
+    assert proc.kill() is None
