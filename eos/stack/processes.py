@@ -73,13 +73,14 @@ class ManagedProcess:
 
     def kill(self, timeout: float = 30.0) -> int | None:
         """SIGKILL, as a crash would end it (no shutdown, its files as they were), and
-        wait until it is gone; its pid, or None when it was not running."""
+        wait until it is gone, its ports closed; its pid, or None when it was not
+        running."""
         pid = self.running_pid()
         if pid is None:
             return None
         os.kill(pid, signal.SIGKILL)
         deadline = time.monotonic() + timeout
-        while _alive(pid):
+        while not _reaped(pid):
             if time.monotonic() > deadline:
                 raise TimeoutError(f"{self.name} (pid {pid}) still alive {timeout}s after SIGKILL")
             time.sleep(0.1)
@@ -103,6 +104,20 @@ def _alive(pid: int) -> bool:
     except (FileNotFoundError, ProcessLookupError, IndexError):
         return _signal_alive(pid)
     return state != "Z"
+
+
+def _reaped(pid: int) -> bool:
+    """Gone entirely. A killed JVM's main thread shows as a zombie while its other
+    threads still hold its sockets; only when the last has exited is it reaped (by us
+    when it is our child, else by init) and its /proc entry gone."""
+    try:
+        if os.waitpid(pid, os.WNOHANG)[0] == pid:
+            return True
+    except ChildProcessError:
+        pass
+    if Path("/proc/self").exists():
+        return not Path(f"/proc/{pid}").exists()
+    return not _alive(pid)
 
 
 def _signal_alive(pid: int) -> bool:
