@@ -11,22 +11,19 @@ import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
 import fastavro
-from confluent_kafka import Message, Producer, TopicPartition
-from confluent_kafka.schema_registry import SchemaRegistryClient, topic_subject_name_strategy
-from confluent_kafka.schema_registry.avro import AvroSerializer
-from confluent_kafka.serialization import MessageField, SerializationContext
+from confluent_kafka import Message, TopicPartition
 
-from eos.serde.schemas import contract, load_schema
+from eos.serde.schemas import contract
 from eos.serde.wire import split
 from eos.testing.checks import assert_exactly_once, assert_no_hanging_transactions, by_field
 from eos.testing.helpers import committed_offsets, read_committed
-from tests.integration.engine.conftest import Pipeline, make_events
+from tests.integration.engine.conftest import Pipeline
+from tests.integration.feeder import Feeder
 from tests.integration.processes import EndOffsets, Spawned, wait_until
 
 # Small batches: many short transactions, so a run lasts long enough to be interrupted.
@@ -53,66 +50,6 @@ class Instance(Spawned):
     ):
         proc = pipeline.spawn(name, *extra, until_caught_up=until_caught_up, env=env)
         super().__init__(name, proc)
-
-
-class Feeder:
-    """Produces numbered events to the input topic through one producer.
-
-    Not `Pipeline.produce`: its serializer uses confluent-kafka's default subject
-    strategy, which asks the registry for topic associations first, and the registry
-    leaves about one such request in a hundred unanswered (no timeout: it hangs)."""
-
-    def __init__(self, pipeline: Pipeline) -> None:
-        self._topic = pipeline.input
-        registry = SchemaRegistryClient(
-            {"url": pipeline.cluster.schema_registry_url, "timeout": 10}
-        )
-        self._serialize = AvroSerializer(
-            registry,
-            load_schema("event"),
-            conf={"subject.name.strategy": topic_subject_name_strategy},
-        )
-        self._producer = Producer(
-            pipeline.cluster.client_config(acks="all", **{"enable.idempotence": True})
-        )
-        self.produced = 0
-        self._lock = threading.Lock()
-
-    def send(self, n: int, action: str = "ok") -> None:
-        ctx = SerializationContext(self._topic, MessageField.VALUE)
-        with self._lock:
-            for event in make_events(n, start=self.produced, action=action):
-                while True:
-                    try:
-                        self._producer.produce(
-                            self._topic, key=event["account"], value=self._serialize(event, ctx)
-                        )
-                        break
-                    except BufferError:
-                        self._producer.poll(0.05)
-            assert self._producer.flush(60) == 0, "input records left undelivered"
-            self.produced += n
-
-    @contextmanager
-    def flowing(self, per_second: int = 250) -> Iterator[None]:
-        """Input keeps arriving: a run frozen and thawed until it is caught inside a
-        transaction never runs out of work (a run that did was never caught)."""
-        stop = threading.Event()
-
-        def feed() -> None:
-            while not stop.wait(0.2):
-                self.send(per_second // 5)
-
-        thread = threading.Thread(target=feed, daemon=True)
-        thread.start()
-        try:
-            yield
-        finally:
-            stop.set()
-            thread.join()
-
-    def ids(self) -> set[str]:
-        return {f"e{i}" for i in range(self.produced)}
 
 
 class Progress(EndOffsets):
@@ -195,7 +132,7 @@ def _some(items: Iterable[object]) -> list[object]:
 def test_repeated_sigkill_mid_transaction_loses_and_duplicates_nothing(
     pipeline: Pipeline,
 ) -> None:
-    feeder, progress = Feeder(pipeline), Progress(pipeline)
+    feeder, progress = Feeder(pipeline.cluster, pipeline.input), Progress(pipeline)
     name = f"kill-{uuid.uuid4().hex[:6]}"
     kills = 4
     for _ in range(kills):
@@ -231,7 +168,7 @@ def test_a_second_instance_with_the_same_transactional_id_fences_the_first(
     """The same EOS_INSTANCE_ID on two hosts (on one host the second is refused at
     start): the newer one fences the older, which finds its twin in the group and stops
     as the zombie it is."""
-    feeder, progress = Feeder(pipeline), Progress(pipeline)
+    feeder, progress = Feeder(pipeline.cluster, pipeline.input), Progress(pipeline)
     feeder.send(30_000)
     name = f"twin-{uuid.uuid4().hex[:6]}"
     a = Instance(pipeline, name, *SMALL_BATCHES)
@@ -256,7 +193,7 @@ def test_a_second_instance_with_the_same_transactional_id_fences_the_first(
 def test_an_instance_joins_mid_stream_then_leaves(pipeline: Pipeline) -> None:
     """B joins while A holds a batch for a retry (its fetching paused) and takes some of
     A's partitions; B leaves and A takes them back, and must fetch them again."""
-    feeder = Feeder(pipeline)
+    feeder = Feeder(pipeline.cluster, pipeline.input)
     stop_producing = threading.Event()
     producer_errors: list[BaseException] = []
 
@@ -327,7 +264,7 @@ def test_an_instance_joins_mid_stream_then_leaves(pipeline: Pipeline) -> None:
 def test_sigterm_finishes_the_batch_commits_and_leaves_no_open_transaction(
     pipeline: Pipeline,
 ) -> None:
-    feeder, progress = Feeder(pipeline), Progress(pipeline)
+    feeder, progress = Feeder(pipeline.cluster, pipeline.input), Progress(pipeline)
     feeder.send(20_000)
     name = f"term-{uuid.uuid4().hex[:6]}"
     run = Instance(pipeline, name, *SMALL_BATCHES)
