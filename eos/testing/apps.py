@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
+from eos.config import EngineSettings
 from eos.kafka.lag import work_behind
 from eos.kafka.offsets import Offsets, open_transactions
 from eos.stack.cluster import KafkaCluster
@@ -111,6 +112,30 @@ class AppProcess:
 
     def resume(self) -> None:
         self.signal(signal.SIGCONT)
+
+    def pause_past_session_timeout(self, margin: float = 3.0) -> float:
+        """SIGSTOP for its session timeout plus `margin` seconds, then SIGCONT: while it
+        is frozen the group drops it and hands its partitions on; it wakes a zombie whose
+        open transaction the broker must refuse. The seconds it was frozen."""
+        seconds = self.session_timeout() + margin
+        self.pause()
+        try:
+            time.sleep(seconds)
+        finally:
+            self.resume()
+        return seconds
+
+    def session_timeout(self) -> float:
+        """Its group session timeout in seconds: `--session-timeout-ms` among its
+        arguments, else EOS_SESSION_TIMEOUT_MS (its settings, then the test's
+        environment), else the default."""
+        if "--session-timeout-ms" in self.command:
+            return int(self.command[self.command.index("--session-timeout-ms") + 1]) / 1000
+        given = self.env.get("EOS_SESSION_TIMEOUT_MS") or os.environ.get("EOS_SESSION_TIMEOUT_MS")
+        if given:
+            return int(given) / 1000
+        default = EngineSettings.model_fields["session_timeout_ms"].default
+        return int(default) / 1000
 
     def terminate(self, timeout: float = 60) -> int:
         """SIGTERM: finish the batch in flight, commit it, leave the group; exit code."""

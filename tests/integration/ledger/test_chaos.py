@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from eos.testing.stack import free_ports
 from eos.tools.commands import eos_command
-from tests.integration.ports import free_block
 
 pytestmark = pytest.mark.slow
 
@@ -35,8 +35,8 @@ def test_short_chaos_run_holds_every_bar_and_verifies(tmp_path: Path) -> None:
         "--registry-restarts", "1",
         "--registry-blocks", "1",
         "--registry-block-seconds", "15",
-        "--kafka-port", str(free_block(29292, 6)),
-        "--registry-port", str(free_block(28181, 1)),
+        "--kafka-port", str(free_ports(29292, 6)),
+        "--registry-port", str(free_ports(28181, 1)),
         "--run-dir", str(tmp_path / "run"),
         # A kill's seconds (lag back, takeover, survivor gap) are make chaos's bars; this
         # run is about exactly-once and surviving every fault on a shared machine.

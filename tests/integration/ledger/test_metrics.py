@@ -17,9 +17,9 @@ from prometheus_client.samples import Sample
 
 from eos.ledger.generator import LoadSpec, produce_payments
 from eos.testing.cluster import KafkaCluster
+from eos.testing.stack import free_ports
 from eos.tools.demo import wait_caught_up
 from tests.integration.ledger.private import LedgerProcessor, PrivateLedger, private_ledger
-from tests.integration.ports import free_block
 from tests.integration.processes import wait_until
 
 pytestmark = pytest.mark.integration
@@ -68,7 +68,7 @@ def _client_caught_up(port: int, payments: int) -> bool:
 
 @pytest.fixture
 def ledger(eos_cluster: KafkaCluster) -> Iterator[tuple[LedgerProcessor, int, PrivateLedger]]:
-    port = free_block(19460, 1)
+    port = free_ports(19460, 1)
     private = private_ledger(eos_cluster, "lm", PARTITIONS)
     env = {**os.environ, **private.env, "EOS_METRICS_PORT": str(port)}
     proc = LedgerProcessor("metrics-a", env)

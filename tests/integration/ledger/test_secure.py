@@ -23,7 +23,7 @@ from eos.stack.kafka import SecureListener
 from eos.stack.layout import StackLayout
 from eos.stack.stack import Stack, StackSpec, secure_client_env
 from eos.stack.tls import TlsFiles
-from tests.integration.ports import free_block
+from eos.testing.stack import free_ports
 
 pytestmark = pytest.mark.integration
 
@@ -41,9 +41,9 @@ def secure_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Sta
     layout = StackLayout.create(run=tmp_path_factory.mktemp("secure") / "run")
     keystore = TlsFiles(layout.run / "data" / "tls").server_keystore
     spec = StackSpec(
-        kafka_port=free_block(KAFKA_BASE_PORT, 2),
-        registry_port=free_block(REGISTRY_BASE_PORT, 1),
-        secure=SecureListener(free_block(SECURE_BASE_PORT, 1), USER, PASSWORD, str(keystore)),
+        kafka_port=free_ports(KAFKA_BASE_PORT, 2),
+        registry_port=free_ports(REGISTRY_BASE_PORT, 1),
+        secure=SecureListener(free_ports(SECURE_BASE_PORT, 1), USER, PASSWORD, str(keystore)),
     )
     said: list[str] = []
     stack = Stack(layout, say=said.append)

@@ -28,8 +28,8 @@ from eos.stack.layout import StackLayout
 from eos.stack.stack import Stack, StackSpec
 from eos.testing.cluster import KafkaCluster
 from eos.testing.helpers import create_topic
+from eos.testing.stack import free_ports
 from tests.integration.ledger.test_verify import PARTITIONS, Books, write_books
-from tests.integration.ports import free_block
 
 USER = "verifier"
 PASSWORD = f"pw-{uuid.uuid4().hex[:12]}"
@@ -43,9 +43,9 @@ def sasl_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StackSpec]:
     layout = StackLayout.create(run=tmp_path_factory.mktemp("sasl") / "run")
     assert layout.run.resolve() != StackLayout.create().run.resolve()
     spec = StackSpec(
-        kafka_port=free_block(KAFKA_BASE_PORT, 2),
+        kafka_port=free_ports(KAFKA_BASE_PORT, 2),
         registry=False,
-        sasl=SaslPlain(free_block(SASL_BASE_PORT, 1), USER, PASSWORD),
+        sasl=SaslPlain(free_ports(SASL_BASE_PORT, 1), USER, PASSWORD),
     )
     stack = Stack(layout, say=lambda _: None)
     try:

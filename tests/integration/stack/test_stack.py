@@ -44,9 +44,9 @@ from eos.stack.layout import StackLayout
 from eos.stack.processes import ManagedProcess, port_open
 from eos.testing.cluster import KafkaCluster
 from eos.testing.helpers import create_topic, produce_avro, read_committed
+from eos.testing.stack import free_ports
 from eos.tools.commands import run_command
 from tests.integration.engine.conftest import make_events
-from tests.integration.ports import free_block
 
 pytestmark = pytest.mark.slow
 
@@ -162,8 +162,8 @@ def stack(tmp_path: Path, artifact_cache: Path) -> Iterator[StackRun]:
     """A stack in its own run folder on free ports; whatever it started is stopped after."""
     run = StackRun(
         run_dir=tmp_path / "run",
-        kafka_port=free_block(KAFKA_BASE_PORT, 6),
-        registry_port=free_block(REGISTRY_BASE_PORT, 1),
+        kafka_port=free_ports(KAFKA_BASE_PORT, 6),
+        registry_port=free_ports(REGISTRY_BASE_PORT, 1),
     )
     default = StackLayout.create().run.resolve()
     assert run.run_dir.resolve() != default
