@@ -27,6 +27,7 @@ from confluent_kafka.serialization import MessageField, SerializationContext
 from eos.kafka.offsets import Offsets, open_transactions
 from eos.kafka.reader import read_topics
 from eos.stack.cluster import KafkaCluster
+from eos.testing.driver import DeadLetter, Produced
 
 __all__ = [
     "ExactlyOnceViolation",
@@ -36,6 +37,7 @@ __all__ = [
     "assert_no_hanging_transactions",
     "by_field",
     "read_back",
+    "read_dead_letters",
 ]
 
 SHOWN = 5  # ids named per kind of violation
@@ -120,6 +122,20 @@ def read_back(
     missing = read_topics(cluster.client_config(), handlers, timeout, isolation)
     if missing:
         raise ExactlyOnceViolation(f"topic(s) {', '.join(missing)} do not exist")
+    return out
+
+
+def read_dead_letters(
+    cluster: KafkaCluster, dlq_topic: str, timeout: float = 60.0
+) -> list[DeadLetter]:
+    """The committed records of `dlq_topic` as the test driver gives them: the original
+    key and bytes, and `reason`, `message`, `source` and `headers` read off them."""
+    out: list[DeadLetter] = []
+    for rec in read_back(cluster, [dlq_topic], "read_committed", timeout)[dlq_topic]:
+        produced = Produced(
+            rec.topic, rec.partition, rec.offset, rec.key, rec.value, rec.value, dict(rec.headers)
+        )
+        out.append(DeadLetter(produced))
     return out
 
 

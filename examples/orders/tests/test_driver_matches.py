@@ -17,8 +17,9 @@ from orders.samples import sample_orders
 from eos.config import EngineSettings
 from eos.engine.records import Consumed
 from eos.testing.apps import AppProcess
+from eos.testing.checks import read_dead_letters
 from eos.testing.cluster import KafkaCluster
-from eos.testing.driver import TestDriver
+from eos.testing.driver import DeadLetter, TestDriver
 from eos.testing.helpers import produce_avro, read_committed
 from eos.testing.topics import TopicSet
 
@@ -61,14 +62,8 @@ def test_the_driver_and_the_processor_agree(
         assert sorted(real, key=_where) == sorted(ours, key=_where)
         assert len(ours) > 500
 
-        real_dlq = [
-            _letter(m.key(), m.value(), m.headers())
-            for m in read_committed(eos_cluster, topics["dlq"])
-        ]
-        ours_dlq = [
-            _letter(d.record.key, d.record.raw, list(d.record.headers.items()))
-            for d in driver.dead_letters()
-        ]
+        real_dlq = [_letter(d) for d in read_dead_letters(eos_cluster, topics["dlq"])]
+        ours_dlq = [_letter(d) for d in driver.dead_letters()]
         assert sorted(real_dlq, key=repr) == sorted(ours_dlq, key=repr)
         assert {d.reason for d in driver.dead_letters()} == {"PERMANENT", "INVALID_VALUE"}
 
@@ -81,9 +76,9 @@ def _where(row: tuple[int, bytes | None, Any]) -> tuple[int, str]:
     return row[0], row[2]["order_id"]
 
 
-def _letter(key: bytes | None, value: bytes | None, headers: Any) -> tuple[Any, ...]:
-    kept = sorted((k, v) for k, v in (headers or []) if k not in VARYING)
-    return key, value, tuple(kept)
+def _letter(letter: DeadLetter) -> tuple[Any, ...]:
+    kept = sorted((k, v) for k, v in letter.record.headers.items() if k not in VARYING)
+    return letter.record.key, letter.record.raw, tuple(kept)
 
 
 def _decoder(cluster: KafkaCluster) -> Callable[[Message], Any]:

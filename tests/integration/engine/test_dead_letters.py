@@ -12,11 +12,8 @@ from eos.engine.app import build_processor
 from eos.examples.events import build
 from eos.serde.schemas import contract
 from eos.serde.wire import HEADER_SIZE, frame
+from eos.testing.checks import assert_exactly_once, by_field, read_dead_letters
 from tests.integration.engine.conftest import Pipeline, make_events
-
-
-def _headers(msg: object) -> dict[str, str]:
-    return {k: v.decode() for k, v in (msg.headers() or [])}  # type: ignore[attr-defined]
 
 
 def _valid_bytes(pipeline: Pipeline, event: dict[str, object]) -> bytes:
@@ -59,27 +56,35 @@ def test_each_kind_of_poison_goes_to_the_dlq_with_its_reason(pipeline: Pipeline)
     outputs = pipeline.outputs()
     assert sorted(m.key() for m in outputs) == sorted(e["account"].encode() for e in good)
     assert len(outputs) == len(good)
+    # Every input once across the output and the DLQ: an event by its id, a record that
+    # is not an event by its key.
+    event_id = by_field(pipeline.cluster, "id")
+    assert_exactly_once(
+        pipeline.cluster,
+        pipeline.input,
+        [pipeline.output],
+        dlq_topic=pipeline.dlq,
+        key=lambda rec: event_id(rec) or rec.key_str,
+    )
 
-    dead = pipeline.dead_letters()
-    by_key = {m.key(): m for m in dead}
+    dead = read_dead_letters(pipeline.cluster, pipeline.dlq)
+    by_key = {d.record.key: d for d in dead}
     assert len(dead) == len(poison) + len(rejected)
     for key, (value, reason) in poison.items():
-        msg = by_key[key]
-        headers = _headers(msg)
-        assert msg.value() == value, key  # original bytes, verbatim
-        assert headers[h.H_ERROR_REASON] == reason, key
-        assert headers[h.H_TOPIC] == pipeline.input
-        assert int(headers[h.H_OFFSET]) >= 0
-        assert headers[h.H_PARTITION] in {"0", "1", "2"}
+        letter = by_key[key]
+        headers = letter.headers
+        assert letter.record.raw == value, key  # original bytes, verbatim
+        assert letter.reason == reason, key
+        topic, partition, offset = letter.source
+        assert topic == pipeline.input
+        assert offset >= 0
+        assert partition in {0, 1, 2}
         assert int(headers[h.H_TIMESTAMP]) > 0
         assert headers[h.H_ATTEMPTS] == "1"
         assert headers[h.H_INSTANCE] == settings.instance_id
         assert headers[h.H_FAILED_AT]
         assert "Traceback" in headers[h.H_ERROR_STACK]
         assert headers["trace"] == "t-1"  # the original headers are kept
-    reject_reasons = [
-        _headers(m)[h.H_ERROR_REASON]
-        for m in dead
-        if m.key() in {e["account"].encode() for e in rejected}
-    ]
+    rejected_keys = {e["account"].encode() for e in rejected}
+    reject_reasons = [d.reason for d in dead if d.record.key in rejected_keys]
     assert reject_reasons.count("PERMANENT") == len(rejected)
