@@ -65,6 +65,9 @@ lint: install
 	$(BIN)/ruff check eos tests
 	$(BIN)/ruff format --check eos tests
 	$(BIN)/mypy eos tests
+	$(BIN)/ruff check examples
+	$(BIN)/ruff format --check examples
+	cd examples/orders && MYPYPATH=$(CURDIR) $(CURDIR)/$(BIN)/mypy --strict orders tests
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache bench-results

@@ -55,7 +55,7 @@ def test_the_driver_and_the_processor_agree(
             driver.pipe_batch([record])
         decode = _decoder(eos_cluster)
         real = [
-            (m.partition(), m.key(), decode(m))
+            (m.partition() or 0, m.key(), decode(m))
             for m in read_committed(eos_cluster, topics["priced"])
         ]
         ours = [(p.partition, p.key, p.value) for p in driver.output(topics["priced"])]
