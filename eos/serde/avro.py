@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -192,9 +193,20 @@ def read_payload(payload: io.BytesIO, writer: Any, reader: Any = None) -> Any:
     extra = trailing(payload)
     if extra:
         raise DecodeError("MALFORMED_AVRO", f"{extra} trailing bytes after the record")
-    if _canonical_only(writer):
+    if _canonical_only(writer) and _may_be_uncanonical(payload.getvalue(), start, writer):
         _check_canonical(payload, start, writer, value if reader is None else None)
     return value
+
+
+# Where a varint is longer than its value needs: padded (a continuation byte, then a
+# final 0x00) or of 10 bytes and more (9 continuation bytes in a row). Without either,
+# and without a union (whose negative index no byte pattern shows), a payload of a
+# canonical-only schema is canonical, so it need not be written back to be checked.
+_LONG_VARINT = re.compile(rb"[\x80-\xff](?:\x00|[\x80-\xff]{8})")
+
+
+def _may_be_uncanonical(data: bytes, start: int, writer: Any) -> bool:
+    return _has_union(writer) or _LONG_VARINT.search(data, start) is not None
 
 
 def _check_canonical(payload: io.BytesIO, start: int, writer: Any, value: Any) -> None:
@@ -232,6 +244,28 @@ def _canonical_only(schema: Any) -> bool:
     answer = not any(f'"{t}"' in text for t in _SEVERAL_ENCODINGS)
     _CANONICAL_ONLY[id(schema)] = (schema, answer)
     return answer
+
+
+_HAS_UNION: dict[int, tuple[Any, bool]] = {}
+
+
+def _has_union(schema: Any) -> bool:
+    cached = _HAS_UNION.get(id(schema))
+    if cached is not None and cached[0] is schema:
+        return cached[1]
+    answer = _union_in(schema)
+    _HAS_UNION[id(schema)] = (schema, answer)
+    return answer
+
+
+def _union_in(schema: Any) -> bool:
+    if isinstance(schema, list):
+        return True
+    if isinstance(schema, dict):
+        types = [schema.get("type"), schema.get("items"), schema.get("values")]
+        types += [f.get("type") for f in schema.get("fields", [])]
+        return any(_union_in(t) for t in types if t is not None)
+    return False
 
 
 MESSAGE_MAX = 300  # a schema mismatch names both whole schemas: enough to tell which

@@ -8,6 +8,8 @@ from typing import Any
 
 import fastavro
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from eos.serde.avro import MESSAGE_MAX, read_payload
 from eos.serde.wire import DecodeError
@@ -104,3 +106,72 @@ def test_a_schema_with_arrays_is_not_checked_byte_for_byte() -> None:
     # Two blocks of one item each: valid Avro that fastavro would write as one block.
     data = _varint(1) + _varint(7) + _varint(1) + _varint(8) + _varint(0)
     assert read_payload(io.BytesIO(data), schema) == {"items": [7, 8]}
+
+
+PLAIN = fastavro.parse_schema(
+    {
+        "type": "record",
+        "name": "Plain",
+        "fields": [
+            {"name": "minor", "type": "long"},
+            {"name": "note", "type": "string"},
+            {"name": "count", "type": "int"},
+        ],
+    }
+)
+
+
+def _read_plain(data: bytes) -> Any:
+    return read_payload(io.BytesIO(data), PLAIN)
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        _varint(5, pad_to=11) + _varint(1) + b"x" + _varint(2),
+        _varint(5, pad_to=3) + _varint(1) + b"x" + _varint(2),
+        _varint(5) + _varint(1) + b"x" + _varint(2, pad_to=2),
+        _varint(5 + 2**70) + _varint(0) + _varint(2),
+    ],
+    ids=["eleven-byte-long", "padded-long", "padded-int", "long-past-64-bits"],
+)
+def test_without_a_union_a_long_encoding_is_still_malformed(data: bytes) -> None:
+    """The write-back check is skipped for a payload with no varint longer than it needs:
+    every one that has such a varint is still checked, and refused."""
+    with pytest.raises(DecodeError, match="MALFORMED_AVRO"):
+        _read_plain(data)
+
+
+def test_a_plain_record_with_non_ascii_text_reads() -> None:
+    note = "é" * 12  # high bytes in a row, as a long varint has: checked, and fine
+    encoded = note.encode()
+    data = _varint(-300) + _varint(len(encoded)) + encoded + _varint(0)
+    assert _read_plain(data) == {"minor": -300, "note": note, "count": 0}
+
+
+@settings(max_examples=3000, deadline=None)
+@given(st.binary(max_size=40))
+def test_skipping_the_write_back_changes_no_verdict(data: bytes) -> None:
+    """Any bytes: read as now, and read with the write-back check always made, give the
+    same value or the same refusal."""
+
+    def full(raw: bytes) -> Any:
+        buf = io.BytesIO(raw)
+        value = fastavro.schemaless_reader(buf, PLAIN, None)
+        if buf.read():
+            raise DecodeError("MALFORMED_AVRO", "trailing")
+        again = io.BytesIO()
+        fastavro.schemaless_writer(again, PLAIN, value)
+        if again.getvalue() != raw:
+            raise DecodeError("MALFORMED_AVRO", "not canonical")
+        return value
+
+    try:
+        expected: Any = full(data)
+    except Exception:
+        expected = "refused"
+    try:
+        got: Any = _read_plain(data)
+    except DecodeError:
+        got = "refused"
+    assert got == expected
