@@ -73,8 +73,16 @@ class Assignment:
 
     def owned(self, batch: Sequence[Consumed]) -> list[Consumed]:
         """The records of `batch` whose partitions stayed here since they were fetched."""
-        owns = self.owns
-        return [r for r in batch if owns(r.tp)]
+        verdicts: dict[TP, bool] = {}
+        out = []
+        for r in batch:
+            tp = (r.topic, r.partition)
+            ok = verdicts.get(tp)
+            if ok is None:
+                ok = verdicts[tp] = self.owns(tp)
+            if ok:
+                out.append(r)
+        return out
 
     # -- end of partition ------------------------------------------------------------------
 

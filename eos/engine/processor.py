@@ -200,19 +200,22 @@ class Processor:
         # again; the batch in hand and the records read ahead are dropped.
         try:
             with self._pace.timing(len(batch)):
-                self._process(batch)
+                self._process(batch, owned=True)  # the intake just filtered it
         except Recovered:
             self._intake.clear()
 
-    def _process(self, batch: list[Consumed]) -> None:
-        """Commit `batch` once: retry transient failures, isolate poison, split on aborts."""
+    def _process(self, batch: list[Consumed], owned: bool = False) -> None:
+        """Commit `batch` once: retry transient failures, isolate poison, split on aborts.
+        `owned`: filtered for ownership with no poll since (a poll may run a rebalance)."""
         attempts: dict[RecordKey, int] = {}
         isolate = False
         aborts = waits = 0
         while True:
             if self._stop.is_set() and aborts + waits + sum(attempts.values()) > 0:
                 raise Stopping  # nothing is open; the next owner redoes this batch
-            batch = self.assignment.owned(batch)
+            if not owned:
+                batch = self.assignment.owned(batch)
+            owned = False  # a backoff polls
             if not batch:
                 return
             try:

@@ -47,8 +47,11 @@ class Consumed:
 def next_offsets(records: Sequence[Consumed]) -> list[TopicPartition]:
     """The offsets to commit for `records`: per partition, the last offset + 1."""
     last: dict[tuple[str, int], int] = {}
+    get = last.get
     for rec in records:
-        last[rec.tp] = max(rec.offset, last.get(rec.tp, -1))
+        tp = (rec.topic, rec.partition)
+        if rec.offset > get(tp, -1):
+            last[tp] = rec.offset
     return [TopicPartition(t, p, o + 1) for (t, p), o in sorted(last.items())]
 
 
