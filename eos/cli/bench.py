@@ -11,6 +11,9 @@ import click
 from eos.cli.common import CONTEXT_SETTINGS, SuggestingGroup, exit_with, fail
 from eos.errors import EosError
 
+# Here, not from eos.tools.bench: `eos --help` must not import the clients.
+MODES = ("exactly_once", "at_least_once", "copy", "ceiling")
+
 __all__ = ["bench", "bench_state", "chaos", "demo"]
 
 
@@ -19,6 +22,13 @@ __all__ = ["bench", "bench_state", "chaos", "demo"]
 )
 @click.option("--records", type=int, default=200_000, show_default=True)
 @click.option("--partitions", type=int, default=6, show_default=True)
+@click.option("--rounds", type=click.IntRange(1), default=3, show_default=True)
+@click.option(
+    "--modes",
+    default=",".join(MODES),
+    show_default=True,
+    help="Comma-separated, of: " + ", ".join(MODES) + ".",
+)
 @click.option("--latency-rate", type=int, default=5_000, show_default=True, help="Events/s.")
 @click.option("--latency-seconds", type=float, default=10.0, show_default=True)
 @click.option(
@@ -41,27 +51,37 @@ def bench(
     ctx: click.Context,
     records: int,
     partitions: int,
+    rounds: int,
+    modes: str,
     latency_rate: int,
     latency_seconds: float,
     batch_max_records: int | None,
     batch_max_ms: int | None,
     out: Path,
 ) -> None:
-    """Exactly-once against at-least-once on the same broker, in the same run.
+    """The engine against the client's own loop, on the same broker and input.
 
-    Per mode, a processor process works through preloaded events until caught up
-    (throughput), then another handles a steady stream (latency, p50 and p99). Prints a
-    table and writes the figures as JSON. `eos bench state` benches the ledger's state
-    stores instead.
+    Modes, interleaved over --rounds rounds on one preloaded input: exactly_once and
+    at_least_once (the events app), copy (raw bytes through, exactly once) and ceiling
+    (a minimal confluent-kafka transactional loop). Then end-to-end latency (p50, p99)
+    of a steady stream for the two events modes. Prints the medians and their spread and
+    writes them as JSON. `eos bench state` benches the ledger's state stores instead.
     """
     if ctx.invoked_subcommand is not None:
         return  # `eos bench state`: its own options, its own run
     from eos.tools.bench import BenchOptions
     from eos.tools.bench import bench as run_bench
 
+    chosen = [m.strip() for m in modes.split(",") if m.strip()]
+    unknown = sorted(set(chosen) - set(MODES))
+    if unknown or not chosen:
+        fail(f"eos bench: unknown mode(s) {', '.join(unknown) or '(none given)'}; "
+             f"choose from {', '.join(MODES)}", 2)  # fmt: skip
     opts = BenchOptions(
         records=records,
         partitions=partitions,
+        rounds=rounds,
+        modes=tuple(chosen),
         latency_rate=latency_rate,
         latency_seconds=latency_seconds,
         batch_max_records=batch_max_records,

@@ -32,6 +32,7 @@ __all__ = ["KNOWN_APPS", "dlq", "resolve_app", "run"]
 
 KNOWN_APPS = {
     "events": "eos.examples.events:build",
+    "copy": "eos.examples.copy:build",
     "ledger": "eos.ledger.app:build",
 }
 

@@ -133,7 +133,7 @@ class Processor:
                 self.rebalance.restore_step()
                 batch = self._consume()
                 if batch:
-                    self.stats.first_batch_at = self.stats.first_batch_at or time.monotonic()
+                    self.stats.batch_started()
                     self._process_batch(batch)
                 self._progress.maybe()
                 if self.until_caught_up and self.assignment.caught_up(bool(batch)):

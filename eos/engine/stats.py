@@ -81,11 +81,20 @@ class Stats:
 
     first_batch_at: float | None = None
     last_commit_at: float | None = None
+    # this process's CPU time (every thread) at those two moments
+    first_batch_cpu: float = 0.0
+    last_commit_cpu: float = 0.0
     # When the run loop last came round or deliberately waited (a back-off): /healthz.
     alive_at: float = field(default_factory=time.monotonic)
     dead_letter_reasons: Counter[str] = field(default_factory=Counter)
     commit_seconds: Buckets = field(default_factory=lambda: Buckets(COMMIT_BOUNDS))
     batch_records: Buckets = field(default_factory=lambda: Buckets(BATCH_BOUNDS))
+
+    def batch_started(self) -> None:
+        """A batch is in hand: the first one starts the busy time."""
+        if self.first_batch_at is None:
+            self.first_batch_at = time.monotonic()
+            self.first_batch_cpu = time.process_time()
 
     def committed(
         self,
@@ -102,6 +111,7 @@ class Stats:
         self.dead_letter_reasons.update(reasons)
         self.transactions += 1
         self.last_commit_at = time.monotonic()
+        self.last_commit_cpu = time.process_time()
         self.batch_records.observe(records)
         if seconds is not None:
             self.commit_seconds.observe(seconds)
@@ -122,6 +132,7 @@ class Stats:
             "recoveries": self.recoveries,
             "registry_waits": self.registry_waits,
             "busy_seconds": round(busy, 3),
+            "busy_cpu_seconds": round(self.last_commit_cpu - self.first_batch_cpu, 3),
         }
 
 

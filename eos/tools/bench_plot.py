@@ -103,15 +103,19 @@ def draw(history: Sequence[dict[str, Any]], png: Path) -> Path:
         title += f", commit {latest['commit']}"
     fig.suptitle(title)
 
-    bars = thr.bar(modes, [r["records_per_s"] for r in rows], color=["#1f77b4", "#ff7f0e"])
+    colors = ["#1f77b4", "#ff7f0e", "#2ca02c", "#7f7f7f"]
+    bars = thr.bar(modes, [r["records_per_s"] for r in rows], color=colors[: len(modes)])
     thr.bar_label(bars, fmt="{:,.0f}")
     thr.set_title("throughput (records/s)")
     thr.set_ylabel("records/s")
 
     width = 0.35
     xs = range(len(modes))
-    p50 = lat.bar([x - width / 2 for x in xs], [r["p50_ms"] for r in rows], width, label="p50")
-    p99 = lat.bar([x + width / 2 for x in xs], [r["p99_ms"] for r in rows], width, label="p99")
+    # modes without a latency phase (copy, ceiling) show no bar
+    p50s = [r.get("p50_ms") or 0 for r in rows]
+    p99s = [r.get("p99_ms") or 0 for r in rows]
+    p50 = lat.bar([x - width / 2 for x in xs], p50s, width, label="p50")
+    p99 = lat.bar([x + width / 2 for x in xs], p99s, width, label="p99")
     lat.bar_label(p50, fmt="{:,.0f}")
     lat.bar_label(p99, fmt="{:,.0f}")
     lat.set_xticks(list(xs), modes)

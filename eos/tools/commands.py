@@ -19,13 +19,14 @@ def run_command(
     topics: tuple[str, str, str],
     instance: str,
     *extra: str,
+    app: str = "events",
 ) -> list[str]:
-    """The command line of one `eos run events` process: group, (input, output, DLQ)
-    topics and instance, then `extra` flags."""
+    """The command line of one `eos run APP` process (default the events app): group,
+    (input, output, DLQ) topics and instance, then `extra` flags."""
     input_topic, output_topic, dlq_topic = topics
     return eos_command(
         "run",
-        "events",
+        app,
         "--bootstrap-servers",
         bootstrap,
         "--schema-registry-url",
