@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
-from typing import Any
+from types import MappingProxyType
+from typing import Any, NamedTuple
 
 from eos.errors import PermanentError, TransientError
+
+NO_HEADERS: Mapping[str, str | bytes] = MappingProxyType({})  # shared, so read-only
 
 __all__ = [
     "InputRecord",
@@ -17,8 +19,12 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True)
-class InputRecord:
+# Records are NamedTuples: immutable like frozen dataclasses, and built in a quarter of
+# the time (a frozen dataclass sets each field through object.__setattr__), which
+# counts at two per record.
+
+
+class InputRecord(NamedTuple):
     """A consumed record, its value decoded by the input topic's contract."""
 
     topic: str
@@ -28,15 +34,14 @@ class InputRecord:
     key: bytes | None
     value: Any
     headers: Mapping[str, bytes]
-    raw_value: bytes | None = field(repr=False, default=None)
+    raw_value: bytes | None = None
 
     @property
     def key_str(self) -> str | None:
         return None if self.key is None else self.key.decode("utf-8", "replace")
 
 
-@dataclass(frozen=True)
-class OutputRecord:
+class OutputRecord(NamedTuple):
     """A record to produce inside the batch's transaction.
 
     `value` is encoded with the output topic's contract (a dict or a pydantic model), or
@@ -46,7 +51,7 @@ class OutputRecord:
     topic: str
     key: str | bytes | None
     value: Any
-    headers: Mapping[str, str | bytes] = field(default_factory=dict)
+    headers: Mapping[str, str | bytes] = NO_HEADERS
 
 
 Transform = Callable[[InputRecord], Iterable[OutputRecord]]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from confluent_kafka import Message, TopicPartition
 
@@ -12,8 +12,9 @@ from eos.kafka.produce import Encoded
 __all__ = ["Consumed", "Encoded", "next_offsets"]
 
 
-@dataclass(frozen=True, slots=True)
-class Consumed:
+class Consumed(NamedTuple):
+    """A consumed record (a NamedTuple: built once per record, see eos.engine.api)."""
+
     topic: str
     partition: int
     offset: int
@@ -25,13 +26,13 @@ class Consumed:
     @classmethod
     def from_message(cls, msg: Message) -> Consumed:
         return cls(
-            topic=msg.topic() or "",
-            partition=msg.partition() or 0,
-            offset=msg.offset() or 0,
-            timestamp_ms=msg.timestamp()[1],
-            key=msg.key(),
-            value=msg.value(),
-            headers=_headers(msg),
+            msg.topic() or "",
+            msg.partition() or 0,
+            msg.offset() or 0,
+            msg.timestamp()[1],
+            msg.key(),
+            msg.value(),
+            _headers(msg),
         )
 
     @property
