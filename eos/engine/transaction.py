@@ -205,10 +205,11 @@ class TransactionalCommitter:
 
     def _produce_all(self, producer: Producer, outputs: Sequence[Encoded]) -> None:
         watched = self._last.last_of_each(outputs)
+        deadline = time.monotonic() + self._remaining()
         for i, out in enumerate(outputs):
             callback = self._last.on_delivery if i in watched else None
             try:
-                produce(producer, out, callback, wait_s=self._remaining())
+                produce(producer, out, callback, deadline=deadline)
             except BufferError as exc:
                 err = KafkaError(KafkaError._QUEUE_FULL, str(exc))
                 raise TransactionError(

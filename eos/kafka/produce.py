@@ -26,10 +26,12 @@ def produce(
     out: Encoded,
     on_delivery: Callable[[KafkaError | None, Message], None] | None = None,
     wait_s: float | None = None,
+    deadline: float | None = None,
 ) -> None:
     """Produce one record, waiting for room when the local queue is full; BufferError
-    when there is still none after `wait_s` seconds (None: wait as long as it takes)."""
-    give_up = None if wait_s is None else time.monotonic() + wait_s
+    when there is still none after `wait_s` seconds, or at `deadline` (time.monotonic);
+    neither: wait as long as it takes. The clock is read only when the queue is full."""
+    give_up = deadline
     while True:
         try:
             producer.produce(
@@ -42,7 +44,10 @@ def produce(
             )
             return
         except BufferError:
-            if give_up is not None and time.monotonic() > give_up:
+            now = time.monotonic()
+            if give_up is None and wait_s is not None:
+                give_up = now + wait_s
+            if give_up is not None and now > give_up:
                 raise
             producer.poll(0.05)  # let deliveries drain
 
