@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import importlib
+import json
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import NoReturn
 
@@ -27,6 +28,7 @@ from eos.engine import runner
 from eos.engine.app import App
 from eos.engine.dlq import replay_failed_topic, replay_transform
 from eos.errors import ConfigurationError
+from eos.ops.supervisor import Supervisor, worker_flags
 
 __all__ = ["KNOWN_APPS", "dlq", "resolve_app", "run"]
 
@@ -52,22 +54,35 @@ AppFactory = Callable[[EngineSettings], App]
     default=None,
     help="Write the run's totals, busy time and CPU time here on exit.",
 )
+@click.option(
+    "--processes",
+    type=click.IntRange(1, 64),
+    default=1,
+    show_default=True,
+    help="Worker processes under one supervisor, each its own group member (use one a core).",
+)
 @engine_options()
-def run(app: str, until_caught_up: bool, stats_json: Path | None, **given: str | None) -> None:
+def run(
+    app: str, until_caught_up: bool, stats_json: Path | None, processes: int, **given: str | None
+) -> None:
     """Run an application on the transactional engine.
 
-    APP is one of the known apps (events, ledger) or module:attr, an App or a function
-    that builds the App from the settings. Settings come from the flags, the EOS_<NAME>
-    environment variables or a .env file, in that order.
+    APP is one of the known apps (events, copy, ledger) or module:attr, an App or a
+    function that builds the App from the settings. Settings come from the flags, the
+    EOS_<NAME> environment variables or a .env file, in that order. With --processes N,
+    N workers run it (eos/ops/supervisor.py): SIGTERM stops them all, a crashed one is
+    restarted, worker i serves metrics on the metrics port + i - 1.
     """
     settings = engine_settings(given)
+    if processes > 1:
+        setup_logging(settings.secrets())
+        resolve_or_fail(app)
+        reachable(settings)
+        sys.exit(supervise(app, processes, until_caught_up, stats_json, given, settings))
     setup_logging(settings.secrets())
     if settings.metrics_port is None:  # on unless turned off (0)
         settings = settings.model_copy(update={"metrics_port": DEFAULT_METRICS_PORT})
-    try:
-        factory = resolve_app(app)
-    except ConfigurationError as exc:
-        fail(f"eos run: {exc}", 2)
+    factory = resolve_or_fail(app)
     reachable(settings)  # after what can be told without a cluster
     _run("eos run", factory, settings, until_caught_up=until_caught_up, stats_json=stats_json)
 
@@ -97,6 +112,55 @@ def replay(**given: str | None) -> None:
     )
     app = App("dlq-replay", replay_transform, {base.dlq_topic: None}, {})
     _run("eos dlq replay", app, settings, until_caught_up=True, stats_json=None)
+
+
+def resolve_or_fail(app: str) -> App | AppFactory:
+    try:
+        return resolve_app(app)
+    except ConfigurationError as exc:
+        fail(f"eos run: {exc}", 2)
+
+
+def supervise(
+    app: str,
+    processes: int,
+    until_caught_up: bool,
+    stats_json: Path | None,
+    given: Mapping[str, str | None],
+    settings: EngineSettings,
+) -> int:
+    """N workers of `eos run APP` with the same flags; their stats summed into
+    `stats_json` (busy time: the longest; CPU time: the sum)."""
+    base = [sys.executable, "-m", "eos", "run", app, *(["--until-caught-up"] * until_caught_up)]
+    port = DEFAULT_METRICS_PORT if settings.metrics_port is None else settings.metrics_port
+    # an instance id given by flag or environment: each worker gets its own from it
+    named = (
+        {"instance_id": settings.instance_id} if "instance_id" in settings.model_fields_set else {}
+    )
+    commands = []
+    for i in range(1, processes + 1):
+        stats = ["--stats-json", f"{stats_json}.w{i}"] if stats_json else []
+        commands.append(base + worker_flags({**given, **named}, i, port) + stats)
+    timeout = settings.shutdown_timeout_s + 15
+    code = Supervisor(commands, timeout, say=lambda line: print(line, flush=True)).run()
+    if stats_json is not None:
+        write_merged_stats(stats_json, processes, code)
+    return code
+
+
+def write_merged_stats(path: Path, processes: int, code: int) -> None:
+    merged: dict[str, float] = {}
+    for i in range(1, processes + 1):
+        part = Path(f"{path}.w{i}")
+        if not part.exists():
+            continue
+        for key, value in json.loads(part.read_text()).items():
+            if isinstance(value, int | float):
+                # the workers ran side by side: the busy span is the longest one's
+                both = (merged.get(key, 0), value)
+                merged[key] = max(both) if key == "busy_seconds" else sum(both)
+        part.unlink()
+    path.write_text(json.dumps({**merged, "exit_code": code, "processes": processes}))
 
 
 def resolve_app(name: str) -> App | AppFactory:
