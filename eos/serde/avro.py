@@ -195,8 +195,10 @@ def read_payload(
     extra = trailing(payload)
     if extra:
         raise DecodeError("MALFORMED_AVRO", f"{extra} trailing bytes after the record")
-    data = payload.getvalue() if whole is None else whole
-    if _canonical_only(writer) and _may_be_uncanonical(data, start, writer):
+    canonical_only, has_union = _traits(writer)
+    if canonical_only and (
+        has_union or _long_varint(payload.getvalue() if whole is None else whole, start)
+    ):
         _check_canonical(payload, start, writer, value if reader is None else None)
     return value
 
@@ -210,9 +212,7 @@ _CLASSES = bytes(ord("H") if b >= 0x80 else ord("Z") if b == 0 else ord(".") for
 _PADDED, _NINE_HIGH = b"HZ", b"H" * 9
 
 
-def _may_be_uncanonical(data: bytes, start: int, writer: Any) -> bool:
-    if _has_union(writer):
-        return True
+def _long_varint(data: bytes, start: int) -> bool:
     if data.isascii():  # no continuation byte at all
         return False
     shape = data.translate(_CLASSES)
@@ -239,32 +239,23 @@ def _check_canonical(payload: io.BytesIO, start: int, writer: Any, value: Any) -
         )
 
 
-_CANONICAL_ONLY: dict[int, tuple[Any, bool]] = {}
+# Per parsed schema (by identity, the schema kept so that a reused id is noticed): its
+# traits, worked out once, since each is asked for every record.
+_TRAITS: dict[int, tuple[Any, tuple[bool, bool]]] = {}
 # Types a valid writer may encode in more than one way (arrays and maps in blocks, float
 # NaN payloads): a record holding them is not checked byte for byte.
 _SEVERAL_ENCODINGS = {"array", "map", "float", "double"}
 
 
-def _canonical_only(schema: Any) -> bool:
-    """Whether every valid encoding of a value of `schema` is the one fastavro writes."""
-    cached = _CANONICAL_ONLY.get(id(schema))
+def _traits(schema: Any) -> tuple[bool, bool]:
+    """Whether every valid encoding of a value of `schema` is the one fastavro writes,
+    and whether it holds a union."""
+    cached = _TRAITS.get(id(schema))
     if cached is not None and cached[0] is schema:
         return cached[1]
     text = json.dumps(schema)
-    answer = not any(f'"{t}"' in text for t in _SEVERAL_ENCODINGS)
-    _CANONICAL_ONLY[id(schema)] = (schema, answer)
-    return answer
-
-
-_HAS_UNION: dict[int, tuple[Any, bool]] = {}
-
-
-def _has_union(schema: Any) -> bool:
-    cached = _HAS_UNION.get(id(schema))
-    if cached is not None and cached[0] is schema:
-        return cached[1]
-    answer = _union_in(schema)
-    _HAS_UNION[id(schema)] = (schema, answer)
+    answer = (not any(f'"{t}"' in text for t in _SEVERAL_ENCODINGS), _union_in(schema))
+    _TRAITS[id(schema)] = (schema, answer)
     return answer
 
 
