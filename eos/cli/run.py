@@ -74,16 +74,13 @@ def run(
     restarted, worker i serves metrics on the metrics port + i - 1.
     """
     settings = engine_settings(given)
-    if processes > 1:
-        setup_logging(settings.secrets())
-        resolve_or_fail(app)
-        reachable(settings)
-        sys.exit(supervise(app, processes, until_caught_up, stats_json, given, settings))
     setup_logging(settings.secrets())
     if settings.metrics_port is None:  # on unless turned off (0)
         settings = settings.model_copy(update={"metrics_port": DEFAULT_METRICS_PORT})
     factory = resolve_or_fail(app)
     reachable(settings)  # after what can be told without a cluster
+    if processes > 1:
+        sys.exit(supervise(app, processes, until_caught_up, stats_json, given, settings))
     _run("eos run", factory, settings, until_caught_up=until_caught_up, stats_json=stats_json)
 
 
@@ -132,7 +129,6 @@ def supervise(
     """N workers of `eos run APP` with the same flags; their stats summed into
     `stats_json` (busy time: the longest; CPU time: the sum)."""
     base = [sys.executable, "-m", "eos", "run", app, *(["--until-caught-up"] * until_caught_up)]
-    port = DEFAULT_METRICS_PORT if settings.metrics_port is None else settings.metrics_port
     # an instance id given by flag or environment: each worker gets its own from it
     named = (
         {"instance_id": settings.instance_id} if "instance_id" in settings.model_fields_set else {}
@@ -140,7 +136,9 @@ def supervise(
     commands = []
     for i in range(1, processes + 1):
         stats = ["--stats-json", f"{stats_json}.w{i}"] if stats_json else []
-        commands.append(base + worker_flags({**given, **named}, i, port) + stats)
+        commands.append(
+            base + worker_flags({**given, **named}, i, settings.metrics_port or 0) + stats
+        )
     timeout = settings.shutdown_timeout_s + 15
     code = Supervisor(commands, timeout, say=lambda line: print(line, flush=True)).run()
     if stats_json is not None:

@@ -64,12 +64,9 @@ class Worker:
     backoff: Backoff = field(default_factory=Backoff)
 
 
-def worker_flags(
-    given: Mapping[str, str | None], index: int, base_metrics_port: int | None
-) -> list[str]:
+def worker_flags(given: Mapping[str, str | None], index: int, base_metrics_port: int) -> list[str]:
     """The flags of worker `index` (1-based): the ones given, with its own instance id
-    (when one was given), metrics port (the base port + index - 1; 0 stays off) and
-    stats file."""
+    (when one was given) and metrics port (the base port + index - 1; 0 stays off)."""
     flags: list[str] = []
     for name, value in given.items():
         if value is None or name in ("instance_id", "metrics_port"):
@@ -77,10 +74,8 @@ def worker_flags(
         flags += ["--" + name.replace("_", "-"), value]
     if given.get("instance_id"):
         flags += ["--instance-id", f"{given['instance_id']}-w{index}"]
-    if base_metrics_port is not None:
-        port = 0 if base_metrics_port == 0 else base_metrics_port + index - 1
-        flags += ["--metrics-port", str(port)]
-    return flags
+    port = 0 if base_metrics_port == 0 else base_metrics_port + index - 1
+    return [*flags, "--metrics-port", str(port)]
 
 
 class Supervisor:
@@ -95,7 +90,6 @@ class Supervisor:
         self.stop_timeout = stop_timeout
         self.say = say
         self._stopping_since: float | None = None
-        self._refused = False
 
     def run(self) -> int:
         """Until every worker is done; the exit code (0 when every worker's was)."""
@@ -111,9 +105,10 @@ class Supervisor:
         finally:
             for sig, handler in before.items():
                 signal.signal(sig, handler)
-        if self._refused:
+        codes = [w.exit_code for w in self.workers]
+        if EXIT_CONFIG in codes:  # a refused configuration says more than the stop it caused
             return EXIT_CONFIG
-        return next((w.exit_code for w in self.workers if w.exit_code), 0) or 0
+        return next((code for code in codes if code), 0)
 
     def _round(self, now: float) -> None:
         for w in self.workers:
@@ -146,7 +141,6 @@ class Supervisor:
             self.say(f"eos run: worker {w.index} exited {code}")
         elif code == EXIT_CONFIG:
             w.exit_code = code
-            self._refused = True
             self.say(f"eos run: worker {w.index} refused its configuration; stopping all")
             self._stop_all()
         else:
