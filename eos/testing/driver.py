@@ -207,8 +207,7 @@ class TestDriver:
         p = partition if partition is not None else self._partition(raw_key)
         if not 0 <= p < self.partitions:
             raise DriverError(f"partition {p} of {topic!r}: it has {self.partitions}")
-        offset = self._next[(topic, p)]
-        self._next[(topic, p)] += 1
+        offset = self._take_offset(topic, p)
         hdrs = [(k, v.encode() if isinstance(v, str) else v) for k, v in (headers or {}).items()]
         when = timestamp_ms if timestamp_ms is not None else int(time.time() * 1000)
         return Consumed(topic, p, offset, when, raw_key, self._encode_input(topic, value), hdrs)
@@ -223,6 +222,12 @@ class TestDriver:
             return encoder.encode(value)
         except Exception as exc:
             raise DriverError(f"{topic!r}: cannot encode the value given: {exc}") from exc
+
+    def _take_offset(self, topic: str, partition: int) -> int:
+        """The next offset of a partition, as its log would give it."""
+        offset = self._next[(topic, partition)]
+        self._next[(topic, partition)] = offset + 1
+        return offset
 
     def _partition(self, key: bytes | None) -> int:
         return 0 if key is None else partition_for(key, self.partitions)
@@ -255,8 +260,7 @@ class TestDriver:
 
     def _append(self, out: Encoded) -> Produced:
         p = out.partition if out.partition >= 0 else self._partition(out.key)
-        offset = self._next[(out.topic, p)]
-        self._next[(out.topic, p)] += 1
+        offset = self._take_offset(out.topic, p)
         value = self._decode_output(out.topic, out.value)
         produced = Produced(out.topic, p, offset, out.key, value, out.value, dict(out.headers))
         self._log[out.topic].append(produced)

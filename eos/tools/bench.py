@@ -101,12 +101,7 @@ def throughput(
 ) -> dict[str, float]:
     """One run of `mode` through the whole preloaded input."""
     tag = f"{mode.replace('_', '')}-{uuid.uuid4().hex[:6]}"
-    config = cluster.client_config()
-    topics = {
-        "input": source,
-        "output": create_topic(config, f"bench-out-{tag}", opts.partitions),
-        "dlq": create_topic(config, f"bench-dlq-{tag}", 1),
-    }
+    topics = run_topics(cluster, tag, opts.partitions, source)
     if mode in LATENCY_MODES:
         register_events_app(cluster, source, topics["output"])
     stats_file = Path(tempfile.mkstemp(suffix=".json")[1])
@@ -114,6 +109,7 @@ def throughput(
     watch_progress(proc, cluster, topics["output"], opts.records)
     stats = json.loads(stats_file.read_text())
     stats_file.unlink()
+    stats_file.with_suffix(".settings.json").unlink(missing_ok=True)  # the ceiling's
     if stats["records"] != opts.records or stats["exit_code"] != 0:
         raise RunFailed(
             f"{mode}: processed {stats['records']} of {opts.records} "
@@ -124,6 +120,18 @@ def throughput(
         "seconds": busy,
         "records_per_s": round(stats["records"] / busy, 1),
         "cpu_us_per_record": round(stats["busy_cpu_seconds"] / stats["records"] * 1e6, 2),
+    }
+
+
+def run_topics(
+    cluster: KafkaCluster, tag: str, partitions: int, source: str | None = None
+) -> dict[str, str]:
+    """A run's topics: its input (`source`, else a new one), a new output and DLQ."""
+    config = cluster.client_config()
+    return {
+        "input": source or create_topic(config, f"bench-in-{tag}", partitions),
+        "output": create_topic(config, f"bench-out-{tag}", partitions),
+        "dlq": create_topic(config, f"bench-dlq-{tag}", 1),
     }
 
 
@@ -207,12 +215,7 @@ def latency_run(cluster: KafkaCluster, mode: str, opts: BenchOptions) -> tuple[f
         flush=True,
     )
     tag = f"lat-{uuid.uuid4().hex[:6]}"
-    config = cluster.client_config()
-    topics = {
-        "input": create_topic(config, f"bench-in-{tag}", opts.partitions),
-        "output": create_topic(config, f"bench-out-{tag}", opts.partitions),
-        "dlq": create_topic(config, f"bench-dlq-{tag}", 1),
-    }
+    topics = run_topics(cluster, tag, opts.partitions)
     register_events_app(cluster, topics["input"], topics["output"])
     p50, p99, _seen = measure_latency(
         cluster,
