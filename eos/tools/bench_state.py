@@ -20,7 +20,6 @@ from __future__ import annotations
 import functools
 import json
 import os
-import shutil
 import signal
 import socket
 import time
@@ -31,30 +30,21 @@ from pathlib import Path
 from typing import Any
 
 from confluent_kafka import KafkaException
-from confluent_kafka.admin import NewTopic  # type: ignore[attr-defined]
 from confluent_kafka.schema_registry.error import SchemaRegistryError
 
-from eos.config import EngineSettings
 from eos.errors import RunFailed
-from eos.kafka.admin import create_topics, metadata
-from eos.kafka.clients import consumer_config, make_admin, make_registry
-from eos.kafka.offsets import TP, Offsets, total
-from eos.ledger.generator import LoadSpec, produce_payments
-from eos.ledger.settings import LedgerSettings
-from eos.ledger.setup import choose_replication, subjects, topic_specs
-from eos.progress import Progress
-from eos.serde import compat
+from eos.kafka.offsets import total
 from eos.stack.cluster import provide_cluster
-from eos.tools.bench_state_procs import Peak, Probes, Processor, fill_changelog
+from eos.tools.bench_state_procs import Probes, Processor, fill_changelog
 from eos.tools.bench_state_report import (
     backlog_rate,
     bars,
-    caught_up,
     compaction_pending_mb,
     full_restore,
     render,
     summarize_restore,
 )
+from eos.tools.ledger_rig import LedgerRig, TopicSet
 
 __all__ = ["StateBenchOptions", "TopicSet", "bench_state", "run_state_bench"]
 
@@ -71,17 +61,6 @@ class StateBenchOptions:
     static_membership: bool = True
     run_dir: Path | None = None  # default: bench-results/state-<tag>/
     out: Path = Path("bench-results/state.json")
-
-
-@dataclass(frozen=True)
-class TopicSet:
-    """One private ledger: its topics, a processor's settings and its state dir."""
-
-    tag: str
-    ledger: LedgerSettings
-    engine: EngineSettings
-    env: dict[str, str]
-    reply_topic: str
 
 
 def bench_state(opts: StateBenchOptions) -> dict[str, Any]:
@@ -122,40 +101,20 @@ class _Bench:
     def __init__(
         self, bootstrap: str, registry_url: str, opts: StateBenchOptions, tag: str, run_dir: Path
     ) -> None:
-        self.bootstrap, self.registry_url, self.opts = bootstrap, registry_url, opts
-        self.run_dir = run_dir
-        self.peak = Peak()
-        self.processors: list[Processor] = []
-        self.sets = [self._topic_set(f"{tag}-k"), self._topic_set(f"{tag}-e")]
-        self.created: list[TopicSet] = []
-        self.probes: Probes | None = None
-        self.offsets = Offsets(consumer_config(self.sets[0].engine))
-        self.settle_seconds = 0.0
-
-    def _topic_set(self, tag: str) -> TopicSet:
-        ledger = LedgerSettings.with_prefix(tag)
-        env = {
-            **LedgerSettings.private_env(tag, self.bootstrap, self.registry_url),
-            "EOS_INSTANCE_ID": f"{tag}-p",
-            "EOS_STATE_DIR": str(self.run_dir / tag / "state"),
-            "EOS_STATIC_MEMBERSHIP": str(self.opts.static_membership).lower(),
-        }
-        engine = EngineSettings(
-            bootstrap_servers=self.bootstrap,
-            schema_registry_url=self.registry_url,
-            group_id=env["EOS_GROUP_ID"],
-            dlq_topic=env["EOS_DLQ_TOPIC"],
-            transactional_id_prefix=tag,
-            instance_id=f"{tag}-bench",
+        self.opts = opts
+        self.rig = LedgerRig(
+            bootstrap, registry_url, run_dir, opts.partitions, opts.accounts, opts.static_membership
         )
-        reply_topic = f"{ledger.reply_topic_prefix}{tag}"
-        return TopicSet(tag, ledger, engine, {**os.environ, **env}, reply_topic)
+        self.bootstrap = bootstrap
+        self.sets = [self.rig.topic_set(f"{tag}-k"), self.rig.topic_set(f"{tag}-e")]
+        self.probes: Probes | None = None
+        self.settle_seconds = 0.0
 
     def run(self) -> dict[str, Any]:
         opts, (filled, empty) = self.opts, self.sets
         step(f"1/5 private topics {filled.tag}.* and {empty.tag}.*, {opts.partitions} partitions")
         for ts in self.sets:
-            self._create(ts)
+            self.rig.create(ts)
         step(f"2/5 filling {filled.ledger.dedup_changelog} with {opts.keys:,} keys")
         fill_seconds = fill_changelog(
             filled.engine, filled.ledger.dedup_changelog, opts.keys, opts.partitions
@@ -190,40 +149,24 @@ class _Bench:
         result["throughput_ratio"] = round(
             result["ledger_payments_per_s_10m"] / result["ledger_payments_per_s_empty"], 3
         )
-        result["peak_rss_mb"] = self.peak.mb
-        result["exit_codes"] = {p.name: p.code for p in self.processors}
+        result["peak_rss_mb"] = self.rig.peak.mb
+        result["exit_codes"] = {p.name: p.code for p in self.rig.processors}
         return result
 
-    def _create(self, ts: TopicSet) -> None:
-        """What `eos ledger setup` does, for this set, plus the probes' reply topic."""
-        admin = make_admin(ts.engine)
-        replication = choose_replication(len(metadata(admin).brokers))
-        specs = topic_specs(ts.engine, ts.ledger, self.opts.partitions, replication)
-        specs.append(NewTopic(ts.reply_topic, 1, replication.factor))
-        self.created.append(ts)  # from here on, whatever was created is deleted at the end
-        create_topics(admin, specs)
-        compat.register_subjects(make_registry(ts.engine), subjects(ts.ledger))
-
     def _check_filled(self, ts: TopicSet) -> None:
-        parts = self.offsets.partitions([ts.ledger.dedup_changelog])
-        written = total(self.offsets.high_watermarks(parts))
+        parts = self.rig.offsets.partitions([ts.ledger.dedup_changelog])
+        written = total(self.rig.offsets.high_watermarks(parts))
         if written != self.opts.keys:
             raise RunFailed(
                 f"fill: the changelog holds {written:,} records, not {self.opts.keys:,}"
             )
-
-    def spawn(self, ts: TopicSet, phase: str) -> Processor:
-        name = f"{ts.tag}-{len(self.processors) + 1}-{phase}"
-        proc = Processor(name, ts.env, self.run_dir / f"{name}.log", self.peak)
-        self.processors.append(proc)
-        return proc
 
     def _restores(self, ts: TopicSet, result: dict[str, Any]) -> Processor:
         """Phases (a) to (c); returns the processor still running after the last."""
         keys = self.opts.keys
         timeout = 120 + keys / 20_000  # generous: a slow store must still finish
         self.probes = probes = Probes(ts.engine, ts.ledger, ts.reply_topic, self.opts.partitions)
-        proc = self.spawn(ts, "full")
+        proc = self.rig.spawn(ts, "full")
         report = functools.partial(self._restore_line, proc, keys)
         first, every = probes.wait_processing(proc, "full restore", timeout, report)
         result.update(full_restore(keys, every, summarize_restore(proc.lines())))
@@ -235,7 +178,7 @@ class _Bench:
         for phase, sig in (("restart", signal.SIGTERM), ("sigkill", signal.SIGKILL)):
             time.sleep(2)  # at work on probes meanwhile: the signal lands on a busy processor
             proc.stop(sig)
-            proc = self.spawn(ts, phase)
+            proc = self.rig.spawn(ts, phase)
             report = functools.partial(self._restore_line, proc, None)
             _first, every = probes.wait_processing(proc, f"{phase} resume", timeout, report)
             summary = summarize_restore(proc.lines())
@@ -259,24 +202,12 @@ class _Bench:
             line += f" (ETA at 150,000/s: {max(expected / 150_000 - elapsed, 0):.0f}s)"
         print(line, flush=True)
 
-    def _load(self, ts: TopicSet, funding: str, round_: int) -> None:
-        spec = LoadSpec(
-            count=self.opts.payments,
-            accounts=self.opts.accounts,
-            duplicates=0.0,
-            invalid=0.0,
-            garbage=0.0,
-            seed=11 + round_,  # the same payments for both sets, new ones each round
-            funding=funding,
-        )
-        print(f"  {produce_payments(ts.engine, ts.ledger, spec).line()}", flush=True)
-
     def _fund(self, ts: TopicSet, proc: Processor | None) -> None:
         """Fund the accounts and let that settle (so outcomes do not depend on which
         partition runs first, and no compaction debt is left), then stop."""
-        proc = proc or self.spawn(ts, "fund")
-        self._load(ts, "only", 0)
-        self._drain(ts, proc, "funding", self._committed(ts), None)
+        proc = proc or self.rig.spawn(ts, "fund")
+        self.rig.load(ts, "only", self.opts.payments, 11)
+        self.rig.drain(ts, proc, "funding", self.rig.committed(ts), None, self._timeout())
         self.settle_seconds = max(self.settle_seconds, self._settle(proc))
         proc.stop()
 
@@ -294,11 +225,13 @@ class _Bench:
     def _throughput(self, ts: TopicSet, round_: int) -> float:
         """Preload a backlog of new payments; a new processor works through it.
         Payments/s from the group's committed offsets."""
-        self._load(ts, "skip", round_)
-        before = self._committed(ts)
-        proc = self.spawn(ts, f"backlog{round_ + 1}")
+        self.rig.load(ts, "skip", self.opts.payments, 11 + round_)
+        before = self.rig.committed(ts)
+        proc = self.rig.spawn(ts, f"backlog{round_ + 1}")
         # Each posted payment is processed twice: its debit, then its credit leg.
-        samples, done_at = self._drain(ts, proc, "backlog", before, 2 * self.opts.payments)
+        samples, done_at = self.rig.drain(
+            ts, proc, "backlog", before, 2 * self.opts.payments, self._timeout()
+        )
         proc.stop()
         rate = backlog_rate(samples, self.opts.payments, done_at)
         print(f"  {ts.tag}: {self.opts.payments:,} payments at {rate:,.0f}/s", flush=True)
@@ -321,80 +254,12 @@ class _Bench:
             time.sleep(1)
         raise RunFailed(f"the stores still had compaction pending after {timeout:.0f}s")
 
-    def _inputs(self, ts: TopicSet) -> tuple[list[TP], list[TP]]:
-        """The processor's input partitions: payments, and credits (transactional)."""
-        pay = self.offsets.partitions([ts.ledger.payments_topic])
-        return pay, self.offsets.partitions([ts.ledger.credits_topic])
-
-    def _committed(self, ts: TopicSet) -> int:
-        """The group's committed offsets on its inputs, summed."""
-        pay, credits = self._inputs(ts)
-        return total(self.offsets.committed(ts.engine.group_id, pay + credits))
-
-    def _drain(
-        self, ts: TopicSet, proc: Processor, doing: str, before: int, expected: int | None
-    ) -> tuple[list[tuple[float, int]], float]:
-        """Samples (time, payments and credit legs committed past `before`) until both
-        topics are caught up, and when they were; progress against `expected` records."""
-        pay, credits = self._inputs(ts)
-        parts = pay + credits
-        timeout = 300 + self.opts.keys / 20_000 + self.opts.payments / 200
-        samples: list[tuple[float, int]] = []
-        progress: Progress | None = None
-        started = said = time.monotonic()
-        while time.monotonic() - started < timeout:
-            proc.check(doing)
-            committed = self.offsets.committed(ts.engine.group_id, parts)
-            written = self.offsets.high_watermarks(parts)
-            stable = self.offsets.last_stable(credits)
-            now = time.monotonic()
-            done = total(committed) - before
-            samples.append((now, done))
-            if caught_up(committed, written, stable, credits):
-                return samples, now
-            if expected and done > 0:
-                # From the first progress: a restore before it would skew rate and ETA.
-                progress = progress or Progress(f"{doing} (payments + credit legs)", expected)
-                progress.update(min(done, expected))
-            elif now - said >= 5:
-                print(f"  {doing}: {now - started:.0f}s, nothing processed yet", flush=True)
-                said = now
-            time.sleep(0.1)
-        raise RunFailed(f"{doing}: not caught up after {timeout:.0f}s")
+    def _timeout(self) -> float:
+        return 300 + self.opts.keys / 20_000 + self.opts.payments / 200
 
     def close(self) -> None:
         """Stop every processor and the probes, delete the topics and the state dirs."""
-        for proc in self.processors:
-            if proc.proc.poll() is None:
-                proc.stop(signal.SIGKILL, 30)
+        self.rig.stop_all()
         if self.probes is not None:
             self.probes.close()
-        self.offsets.close()
-        for ts in self.created:
-            _delete(ts)
-            shutil.rmtree(self.run_dir / ts.tag, ignore_errors=True)
-
-
-def _delete(ts: TopicSet) -> None:
-    """The set's topics, group and subjects: best effort, a failure is only reported."""
-    admin = make_admin(ts.engine)
-    try:
-        names = [t for t in metadata(admin).topics if t.startswith(f"{ts.tag}.")]
-        names += [ts.reply_topic]
-        for name, future in admin.delete_topics(names, operation_timeout=30).items():
-            try:
-                future.result(60)
-            except Exception as exc:  # already gone, or the cluster refused: say so
-                print(f"  !! could not delete topic {name}: {exc}", flush=True)
-        for future in admin.delete_consumer_groups([ts.engine.group_id]).values():
-            future.exception(30)  # a static member may still hold it: leave it to expire
-    except Exception as exc:
-        print(f"  !! cleaning up {ts.tag}: {exc}", flush=True)
-    registry = make_registry(ts.engine)
-    for subject in subjects(ts.ledger):
-        if subject.startswith(f"{ts.tag}."):  # never the outcome's record-name subject
-            try:
-                registry.delete_subject(subject)
-                registry.delete_subject(subject, permanent=True)
-            except Exception:  # a registry without soft deletes: the subject stays
-                pass
+        self.rig.close()

@@ -14,7 +14,7 @@ import subprocess
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -66,11 +66,13 @@ class Processor:
     """One `eos run ledger`: its log in a file, its peak RSS sampled while it lives
     (VmHWM is a peak, so the last sample before it exits is the one that matters)."""
 
-    def __init__(self, name: str, env: dict[str, str], log: Path, peak: Peak) -> None:
+    def __init__(
+        self, name: str, env: dict[str, str], log: Path, peak: Peak, args: Sequence[str] = ()
+    ) -> None:
         self.name, self.log, self.peak = name, log, peak
         with log.open("ab") as out:
             self.proc = subprocess.Popen(
-                eos_command("run", "ledger", "--startup-wait", "true"),
+                eos_command("run", "ledger", "--startup-wait", "true", *args),
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
