@@ -14,7 +14,7 @@ from eos.errors import EosError
 # Here, not from eos.tools.bench: `eos --help` must not import the clients.
 MODES = ("exactly_once", "at_least_once", "copy", "ceiling")
 
-__all__ = ["bench", "bench_state", "chaos", "demo"]
+__all__ = ["bench", "bench_ledger", "bench_state", "chaos", "demo"]
 
 
 @click.group(
@@ -65,10 +65,11 @@ def bench(
     at_least_once (the events app), copy (raw bytes through, exactly once) and ceiling
     (a minimal confluent-kafka transactional loop). Then end-to-end latency (p50, p99)
     of a steady stream for the two events modes. Prints the medians and their spread and
-    writes them as JSON. `eos bench state` benches the ledger's state stores instead.
+    writes them as JSON. `eos bench ledger` benches the ledger's payments/s, `eos bench
+    state` its state stores.
     """
     if ctx.invoked_subcommand is not None:
-        return  # `eos bench state`: its own options, its own run
+        return  # `eos bench state` or `ledger`: its own options, its own run
     from eos.tools.bench import BenchOptions
     from eos.tools.bench import bench as run_bench
 
@@ -176,6 +177,65 @@ def bench_state(
     missed = [name for name, bar in result["bars"].items() if bar["met"] is False]
     if check and missed:
         fail(f"eos bench state: bars missed: {', '.join(missed)}", 1)
+
+
+@bench.command("ledger", context_settings=CONTEXT_SETTINGS)
+@click.option("--payments", type=click.IntRange(1), default=100_000, show_default=True)
+@click.option("--partitions", type=click.IntRange(1), default=6, show_default=True)
+@click.option("--accounts", type=click.IntRange(2), default=1000, show_default=True)
+@click.option(
+    "--processes",
+    type=click.IntRange(1, 64),
+    default=None,
+    help="Worker processes of the run set against one process [default: the cores].",
+)
+@click.option("--rounds", type=click.IntRange(1, 10), default=3, show_default=True)
+@click.option(
+    "--run-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Processor logs and state dirs (default: bench-results/ledger-<tag>/).",
+)
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=Path("bench-results/ledger.json"),
+    show_default=True,
+)
+def bench_ledger(
+    payments: int,
+    partitions: int,
+    accounts: int,
+    processes: int | None,
+    rounds: int,
+    run_dir: Path | None,
+    out: Path,
+) -> None:
+    """Payments/s of `eos run ledger`: one process, then --processes N.
+
+    Each run funds a private ledger, preloads PAYMENTS payments and times `eos run ledger
+    --processes n` through them (debits and credit legs, from the group's committed
+    offsets; start-up not counted). The counts take turns over --rounds rounds; prints
+    the medians against their bars and writes one row per count as JSON.
+    """
+    import os
+
+    from eos.tools.bench_ledger import LedgerBenchOptions
+    from eos.tools.bench_ledger import bench_ledger as run_bench_ledger
+
+    opts = LedgerBenchOptions(
+        payments=payments,
+        partitions=partitions,
+        accounts=accounts,
+        processes=processes or os.cpu_count() or 1,
+        rounds=rounds,
+        run_dir=run_dir,
+        out=out,
+    )
+    try:
+        run_bench_ledger(opts)
+    except EosError as exc:
+        fail(f"eos bench ledger: {exc}", 1)
 
 
 @click.command("demo", context_settings=CONTEXT_SETTINGS)

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from confluent_kafka import ConsumerGroupState
 from confluent_kafka.admin import NewTopic  # type: ignore[attr-defined]
 
 from eos.config import EngineSettings
@@ -159,6 +160,22 @@ class LedgerRig:
                 said = now
             time.sleep(0.1)
         raise RunFailed(f"{doing}: not caught up after {timeout:.0f}s")
+
+    def wait_members(self, ts: TopicSet, proc: Processor, members: int, timeout: float) -> None:
+        """Until the set's group is stable with `members` members, each holding partitions:
+        a run timed after this does not pay for its workers joining one by one."""
+        admin = make_admin(ts.engine)
+        group = ts.engine.group_id
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            proc.check("waiting for the group to settle")
+            found = admin.describe_consumer_groups([group], request_timeout=10)[group]
+            described = found.result(timeout=10)
+            holding = [m for m in described.members or [] if m.assignment.topic_partitions]
+            if described.state == ConsumerGroupState.STABLE and len(holding) == members:
+                return
+            time.sleep(0.2)
+        raise RunFailed(f"group {group} did not settle with {members} member(s) in {timeout:.0f}s")
 
     def stop_all(self) -> None:
         for proc in self.processors:

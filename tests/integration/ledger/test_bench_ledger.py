@@ -1,0 +1,62 @@
+"""`eos bench ledger` at a small size against the real cluster: one row per process
+count in ledger.json, every payment and credit leg processed, no topic left behind."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+from confluent_kafka.admin import AdminClient
+
+from eos.testing.cluster import KafkaCluster
+from eos.tools.commands import eos_command
+
+pytestmark = pytest.mark.slow
+
+TIMEOUT = 400.0
+
+
+def test_a_short_ledger_bench_writes_a_row_per_process_count_and_cleans_up(
+    eos_cluster: KafkaCluster, tmp_path: Path
+) -> None:
+    out = tmp_path / "ledger.json"
+    argv = eos_command(
+        "bench", "ledger",
+        "--payments", "3000",
+        "--partitions", "3",
+        "--processes", "2",
+        "--rounds", "1",
+        "--out", str(out),
+        "--run-dir", str(tmp_path / "run"),
+    )  # fmt: skip
+    env = {
+        **os.environ,
+        "EOS_BOOTSTRAP_SERVERS": eos_cluster.bootstrap_servers,
+        "EOS_SCHEMA_REGISTRY_URL": eos_cluster.schema_registry_url,
+    }
+    result = subprocess.run(
+        argv, capture_output=True, text=True, timeout=TIMEOUT, stdin=subprocess.DEVNULL, env=env
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-6000:]
+
+    rows = json.loads(out.read_text())
+    assert [r["processes"] for r in rows] == [1, 2]
+    for row in rows:
+        assert {"processes", "payments", "seconds", "payments_per_s"} <= set(row)
+        assert row["payments"] == 3000
+        assert 10 < row["payments_per_s"] < 1_000_000
+        assert row["seconds"] * row["payments_per_s"] == pytest.approx(3000, rel=0.01)
+    assert re.search(r"2 processes over 1 \(bar >= \+40%\): [+-][\d.]+% \((met|NOT met)\)", output)
+
+    tags = set(re.findall(r"(bledger-[0-9a-f]{6})-r\d+p\d+", output))
+    assert len(tags) == 1, output[:2000]
+    tag = tags.pop()
+    admin = AdminClient({"bootstrap.servers": eos_cluster.bootstrap_servers})
+    assert [t for t in admin.list_topics(timeout=30).topics if tag in t] == []
+    # One processor (a supervisor of n workers) per run; its log stays, its state goes.
+    assert sorted(p.suffix for p in (tmp_path / "run").iterdir()) == [".log"] * 2
