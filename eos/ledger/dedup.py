@@ -62,6 +62,10 @@ class Dedup:
         self.store = store
         self.window_ms = window_s * 1000
         self._since_purge = 0
+        # Per partition: when its oldest committed id expires, as the last walk found it.
+        # No walk before then: it would only find that id again. (Late by a batch at
+        # most for ids still staged meanwhile; `decision` checks the window itself.)
+        self._due: dict[int, int] = {}
 
     def decision(self, p: int, key: str, now_ms: int) -> Decision | None:
         """The decision remembered for `key` within the window, if any."""
@@ -97,8 +101,15 @@ class Dedup:
 
     def _purge(self, p: int, now_ms: int) -> None:
         """Forget ids older than the window; the oldest writes come first."""
+        if now_ms < self._due.get(p, 0):
+            return
         horizon = now_ms - self.window_ms
+        self._due[p] = now_ms + self.window_ms  # an empty store: what comes is newer
         for count, (key, value) in enumerate(self.store.committed_items(p)):
-            if _seen_ms(value) >= horizon or count >= PURGE_AT_MOST:
+            if count >= PURGE_AT_MOST:
+                self._due[p] = 0  # more may have expired: walk again next time
+                break
+            if _seen_ms(value) >= horizon:
+                self._due[p] = _seen_ms(value) + self.window_ms
                 break
             self.store.delete(p, key)

@@ -198,6 +198,31 @@ def test_expired_ids_are_purged_whatever_their_form(monkeypatch: pytest.MonkeyPa
     assert len(seen) == 2 * (PURGE_EVERY + 1)  # a debit and a credit id per payment
 
 
+def test_the_store_is_walked_for_expired_ids_only_once_its_oldest_could_be(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    books = Books(window_s=60)
+    walks: list[int] = []
+    walk = books.ledger.seen.committed_items
+
+    def counted(partition: int) -> Any:
+        walks.append(partition)
+        return walk(partition)
+
+    monkeypatch.setattr(books.ledger.seen, "committed_items", counted)
+    books.send(payment(FUNDS, 10**6, credit="acct-1"))
+    for _ in range(PURGE_EVERY):
+        books.send(payment(amount=1), reply=False)  # two ids each: two purges due
+    assert len(walks) == 1  # the oldest id expires in 60 s: no walk before then
+    later = time.time() + 61
+    monkeypatch.setattr(time, "time", lambda: later)
+    for _ in range(PURGE_EVERY // 2):
+        books.send(payment(amount=1), reply=False)
+    assert len(walks) == 2
+    # That walk deleted expired ids (up to its cap of 1000).
+    assert len(dict(walk(0))) <= 2 * (PURGE_EVERY + 1) + PURGE_EVERY - 1000
+
+
 def _commit(store: StateStore, values: dict[str, Any]) -> None:
     """Values as if an earlier transaction had committed them."""
     for key, value in values.items():
