@@ -99,6 +99,7 @@ class Ledger:
                 RejectionReason.INVALID_REPLY_TO,
                 f"reply-to topic {refused!r} does not exist or is not allowed",
             )
+        balance = None
         if rejection is None:
             external = req.debit_account.startswith(self.settings.external_prefix)
             balance = self._balance(p, req.debit_account, req.currency)
@@ -120,6 +121,7 @@ class Ledger:
             req.currency,
             -req.amount_minor,
             req.payment_id,
+            balance,
         )
         leg = CreditLeg(
             payment_id=req.payment_id,
@@ -237,8 +239,12 @@ class Ledger:
         currency: str,
         delta: int,
         payment_id: str,
+        balance: dict[str, int] | None = None,
     ) -> LedgerEntry:
-        balance = self._balance(p, account, currency)
+        """Stage the account's new balance; its entry. `balance`: the account's current
+        one, when the caller has just read it."""
+        if balance is None:
+            balance = self._balance(p, account, currency)
         after = {"b": balance["b"] + delta, "n": balance["n"] + 1}
         self.balances.put(p, f"{account}|{currency}", after)
         return LedgerEntry(
