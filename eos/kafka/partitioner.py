@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 
 def murmur2(data: bytes) -> int:
     """Kafka's murmur2 (org.apache.kafka.common.utils.Utils.murmur2), as a signed int32."""
@@ -32,6 +34,8 @@ def murmur2(data: bytes) -> int:
     return h - (1 << 32) if h & 0x80000000 else h
 
 
+@functools.lru_cache(maxsize=1 << 16)
 def partition_for(key: bytes, partitions: int) -> int:
-    """The partition Java clients (and librdkafka's murmur2_random) pick for `key`."""
+    """The partition Java clients (and librdkafka's murmur2_random) pick for `key`.
+    Cached: keys (accounts, ids) recur, and the hash is pure Python."""
     return (murmur2(key) & 0x7FFFFFFF) % partitions
