@@ -34,6 +34,7 @@ __all__ = ["StateStore"]
 log = logging.getLogger("eos.state")
 
 _DELETED = object()
+CACHED_PER_PARTITION = 100_000  # payloads kept in memory per store partition, at most
 Key = tuple[int, str]
 Staged = tuple[Any, bytes | None]  # the value (or _DELETED) and its changelog payload
 
@@ -52,6 +53,10 @@ class StateStore:
         self._record: dict[Key, Staged] = {}
         self._directory: Path | None = None
         self._identity: dict[str, str] = {}
+        # Committed payloads read before, per ready partition: a hot key (an account's
+        # balance) is not fetched from RocksDB for every record. Only values that exist
+        # (a new key is looked up once), updated by commit_batch, gone with the partition.
+        self._cache: dict[int, dict[str, bytes]] = {}
 
     def bind(self, directory: Path, identity: Mapping[str, str]) -> None:
         """Where its partitions live on disk, and what they must have been made for (the
@@ -66,8 +71,18 @@ class StateStore:
             if (partition, key) in layer:
                 value = layer[(partition, key)][0]
                 return default if value is _DELETED else value
-        payload = self._db(partition).get(key.encode())
-        return default if payload is None else json.loads(payload)
+        cache = self._cache.get(partition)
+        payload = None if cache is None else cache.get(key)
+        if payload is None:
+            payload = self._db(partition).get(key.encode())
+            if payload is None:
+                return default
+            if cache is not None:
+                if len(cache) >= CACHED_PER_PARTITION:
+                    cache.clear()
+                cache[key] = payload
+        # Decoded on every read: a value handed out is the caller's to change.
+        return json.loads(payload)
 
     def put(self, partition: int, key: str, value: Any) -> None:
         """Stage a write. Encoded here, so a value JSON cannot hold fails the transform
@@ -120,6 +135,12 @@ class StateStore:
         writes: dict[int, list[Write]] = {}
         for (partition, key), (_value, payload) in self._batch.items():
             writes.setdefault(partition, []).append((key.encode(), payload))
+            cache = self._cache.get(partition)
+            if cache is not None and key in cache:
+                if payload is None:
+                    del cache[key]
+                else:
+                    cache[key] = payload
         for partition, changes in writes.items():
             last = (delivered or {}).get((self.changelog_topic, partition))
             self._dbs[partition].apply(changes, None if last is None else last + 1)
@@ -151,11 +172,13 @@ class StateStore:
 
     def mark_ready(self, partition: int) -> None:
         self._ready.add(partition)
+        self._cache[partition] = {}
 
     def close(self, partitions: set[int] | None = None) -> None:
         """Close local stores (all when None); their files stay for a later assignment."""
         for partition in list(self._dbs) if partitions is None else partitions:
             self._ready.discard(partition)
+            self._cache.pop(partition, None)
             db = self._dbs.pop(partition, None)
             if db is not None:
                 db.close()

@@ -89,3 +89,51 @@ def test_only_the_last_record_of_each_watched_partition_is_asked_for_its_offset(
     ]
     assert LastOffsets(["s.changelog"]).last_of_each(outputs) == {2, 3}
     assert LastOffsets([]).last_of_each(outputs) == set()
+
+
+def test_a_value_read_once_is_served_from_memory_until_a_commit_changes_it(
+    tmp_path: Path,
+) -> None:
+    store = make_ready(StateStore("s", "s.changelog"), [0], tmp_path)
+    store.put(0, "k", {"b": 1})
+    store.end_record(True)
+    store.commit_batch()
+    assert store.get(0, "k") == {"b": 1}
+    reads: list[bytes] = []
+    db = store.open(0)
+    real_get = db.get
+
+    def counted(key: bytes) -> bytes | None:
+        reads.append(key)
+        return real_get(key)
+
+    db.get = counted  # type: ignore[method-assign]
+    assert store.get(0, "k") == {"b": 1}
+    assert reads == []  # from memory
+    store.put(0, "k", {"b": 2})
+    store.end_record(True)
+    store.commit_batch()
+    assert store.get(0, "k") == {"b": 2} and reads == []  # the commit replaced it
+    store.delete(0, "k")
+    store.end_record(True)
+    store.commit_batch()
+    assert store.get(0, "k") is None
+    # A value handed out is the caller's: changing it changes nothing stored.
+    store.put(0, "m", {"b": 3})
+    store.end_record(True)
+    store.commit_batch()
+    store.get(0, "m")["b"] = 99
+    assert store.get(0, "m") == {"b": 3}
+
+
+def test_a_partition_closed_and_restored_again_is_read_from_disk(tmp_path: Path) -> None:
+    store = make_ready(StateStore("s", "s.changelog"), [0], tmp_path)
+    store.put(0, "k", {"b": 1})
+    store.end_record(True)
+    store.commit_batch()
+    assert store.get(0, "k") == {"b": 1}
+    store.close({0})
+    # Another owner's writes reach the local store through the restore meanwhile.
+    store.open(0).apply([(b"k", b'{"b": 5}')], None)
+    store.mark_ready(0)
+    assert store.get(0, "k") == {"b": 5}
