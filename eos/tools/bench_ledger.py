@@ -102,9 +102,9 @@ def _run(rig: LedgerRig, tag: str, processes: int, round_: int, opts: LedgerBenc
         rig.create(ts)
         proc = rig.spawn(ts, f"p{processes}", ["--processes", str(processes)])
         rig.load(ts, "only", 0, 11)
-        rig.drain(ts, proc, "funding", rig.committed(ts), None, timeout)
+        rig.drain(ts, proc, "funding", rig.committed_total(ts), None, timeout)
         rig.wait_members(ts, proc, processes, timeout)
-        before, loading = rig.committed(ts), time.monotonic()
+        before, loading = rig.committed_total(ts), time.monotonic()
         rig.load(ts, "skip", opts.payments, 11 + round_)
         # Each payment is processed twice: its debit, then its credit leg.
         samples, done_at = rig.drain(ts, proc, "backlog", before, 2 * opts.payments, timeout)

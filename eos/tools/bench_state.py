@@ -207,7 +207,7 @@ class _Bench:
         partition runs first, and no compaction debt is left), then stop."""
         proc = proc or self.rig.spawn(ts, "fund")
         self.rig.load(ts, "only", self.opts.payments, 11)
-        self.rig.drain(ts, proc, "funding", self.rig.committed(ts), None, self._timeout())
+        self.rig.drain(ts, proc, "funding", self.rig.committed_total(ts), None, self._timeout())
         self.settle_seconds = max(self.settle_seconds, self._settle(proc))
         proc.stop()
 
@@ -226,7 +226,7 @@ class _Bench:
         """Preload a backlog of new payments; a new processor works through it.
         Payments/s from the group's committed offsets."""
         self.rig.load(ts, "skip", self.opts.payments, 11 + round_)
-        before = self.rig.committed(ts)
+        before = self.rig.committed_total(ts)
         proc = self.rig.spawn(ts, f"backlog{round_ + 1}")
         # Each posted payment is processed twice: its debit, then its credit leg.
         samples, done_at = self.rig.drain(

@@ -120,7 +120,7 @@ class LedgerRig:
         pay = self.offsets.partitions([ts.ledger.payments_topic])
         return pay, self.offsets.partitions([ts.ledger.credits_topic])
 
-    def committed(self, ts: TopicSet) -> int:
+    def committed_total(self, ts: TopicSet) -> int:
         """The group's committed offsets on its inputs, summed."""
         pay, credits = self.inputs(ts)
         return total(self.offsets.committed(ts.engine.group_id, pay + credits))
