@@ -86,14 +86,13 @@ class StorePartitions:
     def may_process(self, tp: TP) -> bool:
         return not self.stateful or tp[1] in self.active
 
-    def paused(self, owned: Iterable[TP]) -> list[TP]:
-        """The owned input partitions to keep paused."""
-        return sorted(tp for tp in owned if not self.may_process(tp))
-
-    def hold(self, tp: TP, offset: int) -> None:
-        """A record of a paused partition arrived anyway (fetched before the pause): it is
-        dropped, and the partition is read again from its first such offset."""
-        self._held.setdefault(tp, offset)
+    def hold(self, tp: TP, offset: int) -> bool:
+        """A record of a partition not to be processed yet: it is dropped, and the
+        partition is read again from its first such offset. True for the first."""
+        if tp in self._held:
+            return False
+        self._held[tp] = offset
+        return True
 
     def take_held(self, partitions: Collection[int]) -> dict[TP, int]:
         """Where to read again from when `partitions` resume."""

@@ -1,9 +1,11 @@
 """What an assignment or a revocation does to this member's partitions and stores.
 
-The callbacks do no slow work: an assignment records the partitions, checks the
-partition counts and pauses every input partition whose store partition is not ready
-(restoring, or not whole here: see `eos.engine.copartition`); the run loop then restores
-a slice at a time (`restore_step`) and resumes partitions as their stores are ready. A
+The callbacks do no slow work: an assignment records the partitions and checks the
+partition counts. A record of an input partition whose store partition is not ready
+(restoring, or not whole here: see `eos.engine.copartition`) is not processed: its
+partition is paused at that record and read again from it once ready. The run loop
+restores a slice at a time (`restore_step`) and resumes partitions as their stores are
+ready. A
 revocation closes the store partitions this member no longer has whole; their files
 stay, so a later assignment only reads the changelog past their checkpoints.
 
@@ -86,7 +88,6 @@ class Rebalance:
         self.rebalances += 1
         log.info("assigned %s", names(partitions))
         self._check_counts(partitions)
-        # Assigned here, not after the callback, so that the pause below holds.
         (consumer.incremental_assign if self._incremental else consumer.assign)(partitions)
         self._assignment.assign(tps(partitions))
         if not self.parts.stateful:
@@ -94,9 +95,10 @@ class Rebalance:
         owned = self._assignment.partitions
         restore, split = self.parts.assigned(owned)
         self._restorer.add(restore)
-        paused = self.parts.paused(owned)
-        if paused:
-            consumer.pause([TopicPartition(t, p) for t, p in paused])
+        # No pause here: one right after an assignment can race the client starting the
+        # partition's fetcher, which is then dropped and never fetches (librdkafka #5591).
+        # A partition not to be processed yet is paused at its first record instead
+        # (may_process), once its fetcher is surely running.
         if split:
             log.warning(
                 "holding partition(s) %s of %s paused: only some inputs' partitions with "
@@ -133,10 +135,12 @@ class Rebalance:
         return partitions
 
     def may_process(self, rec: Consumed) -> bool:
-        """Whether `rec` may be processed; if not, it is read again once it may."""
+        """Whether `rec` may be processed; if not, it is read again once it may, and its
+        partition is paused until then (at its first such record)."""
         if self.parts.may_process(rec.tp):
             return True
-        self.parts.hold(rec.tp, rec.offset)
+        if self.parts.hold(rec.tp, rec.offset):
+            self._consumer.pause([TopicPartition(*rec.tp)])
         return False
 
     @property
