@@ -58,15 +58,18 @@ def open_transactions(stable: Mapping[TP, int], written: Mapping[TP, int]) -> li
     return sorted(tp for tp, end in written.items() if end > stable.get(tp, end))
 
 
-def consumer_lag(consumer: Consumer, partitions: Iterable[TP]) -> int:
+def consumer_lag(consumer: Consumer, partitions: Iterable[TP]) -> int | None:
     """The lag of a consumer's own position on `partitions`, from the watermarks its
-    fetches already brought (no request to the broker)."""
+    fetches already brought (no request to the broker). None (unknown) while a partition
+    has had no fetch answer: counted as 0, one the client never fetched would hide."""
     positions = consumer.position([TopicPartition(t, p) for t, p in sorted(partitions)])
     at: dict[TP, int] = {}
     ends: dict[TP, int] = {}
     for tp in positions:
         _low, high = consumer.get_watermark_offsets(tp, cached=True)
-        if tp.offset >= 0 and high >= 0:
+        if high < 0:
+            return None
+        if tp.offset >= 0:
             at[(tp.topic, tp.partition)] = tp.offset
             ends[(tp.topic, tp.partition)] = high
     return lag(at, ends)
