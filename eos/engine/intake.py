@@ -98,22 +98,36 @@ class Intake:
         self._queued = 0
 
     def _read(self, limit: int, wait: float) -> bool:
-        """Queue what one consume brings; True when it brought `limit` (more may wait)."""
+        """Queue what one consume brings; True when it brought `limit` (more may wait).
+
+        Records come in runs of one partition: whether its records are processed now,
+        and its queue, are looked up once per run (nothing changes them inside the
+        loop: rebalance callbacks run inside consume)."""
         messages = self._consumer.consume(limit, wait)
-        assignment, rebalance = self._rebalance.assignment, self._rebalance
+        rebalance = self._rebalance
+        read_from = rebalance.assignment.read_from
+        current: TP | None = None
+        q: deque[Consumed] | None = None  # None: the run's partition is not processed now
+        queued = 0
         for msg in messages:
             err = msg.error()
             if err is not None:
                 self._on_error(err, (msg.topic() or "", msg.partition() or 0))
                 continue
             rec = Consumed.from_message(msg)
-            if not rebalance.may_process(rec):
-                continue
-            assignment.read_from(rec.tp)
-            q = self._queues.get(rec.tp)
-            if q is None:
-                q = self._queues[rec.tp] = deque()
-            q.append(rec)
-            self._queued += 1
-        assignment.fetched()
+            tp = (rec.topic, rec.partition)
+            if tp != current:
+                current, q = tp, None
+                if rebalance.may_process(rec):
+                    read_from(tp)
+                    q = self._queues.get(tp)
+                    if q is None:
+                        q = self._queues[tp] = deque()
+                else:
+                    continue  # held, to be read again from this record
+            if q is not None:
+                q.append(rec)
+                queued += 1
+        self._queued += queued
+        self._rebalance.assignment.fetched()
         return len(messages) >= limit
