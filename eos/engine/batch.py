@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Protocol
 
 from eos.engine.api import InputRecord, OutputRecord, PermanentError, Transform, TransientError
@@ -23,6 +24,7 @@ from eos.serde.avro import (
 )
 
 RecordKey = tuple[str, int, int]
+_NO_HEADERS: Mapping[str, bytes] = MappingProxyType({})  # shared, so read-only
 
 
 class Stateful(Protocol):
@@ -159,7 +161,7 @@ class BatchRunner:
     def _one(self, rec: Consumed) -> list[Encoded]:
         decoder = self._decoders.get(rec.topic)
         value = rec.value if decoder is None else decoder.decode(rec.value)
-        headers = dict(rec.headers)
+        headers = dict(rec.headers) if rec.headers else _NO_HEADERS
         record = InputRecord(
             rec.topic,
             rec.partition,
@@ -187,6 +189,8 @@ class BatchRunner:
                     f"transform produced to {out.topic!r}, which has no output contract"
                 )
             value = encoder.encode(out.value)
+        if not out.headers:
+            return Encoded(out.topic, key, value, [])
         headers = [
             (k, v.encode("utf-8") if isinstance(v, str) else v) for k, v in out.headers.items()
         ]
