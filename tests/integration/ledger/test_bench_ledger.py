@@ -4,16 +4,14 @@ count in ledger.json, every payment and credit leg processed, no topic left behi
 from __future__ import annotations
 
 import json
-import os
 import re
-import subprocess
 from pathlib import Path
 
 import pytest
 from confluent_kafka.admin import AdminClient
 
 from eos.testing.cluster import KafkaCluster
-from eos.tools.commands import eos_command
+from tests.integration.ledger.bench_run import run_bench
 
 pytestmark = pytest.mark.slow
 
@@ -24,23 +22,17 @@ def test_a_short_ledger_bench_writes_a_row_per_process_count_and_cleans_up(
     eos_cluster: KafkaCluster, tmp_path: Path
 ) -> None:
     out = tmp_path / "ledger.json"
-    argv = eos_command(
-        "bench", "ledger",
+    result = run_bench(
+        eos_cluster,
+        "ledger",
         "--payments", "3000",
         "--partitions", "3",
         "--processes", "2",
         "--rounds", "1",
         "--out", str(out),
         "--run-dir", str(tmp_path / "run"),
+        timeout=TIMEOUT,
     )  # fmt: skip
-    env = {
-        **os.environ,
-        "EOS_BOOTSTRAP_SERVERS": eos_cluster.bootstrap_servers,
-        "EOS_SCHEMA_REGISTRY_URL": eos_cluster.schema_registry_url,
-    }
-    result = subprocess.run(
-        argv, capture_output=True, text=True, timeout=TIMEOUT, stdin=subprocess.DEVNULL, env=env
-    )
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-6000:]
 

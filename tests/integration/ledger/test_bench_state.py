@@ -5,9 +5,7 @@ state.json with every figure, and leaves none of its topics behind. The 10 M run
 from __future__ import annotations
 
 import json
-import os
 import re
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -15,7 +13,7 @@ from confluent_kafka.admin import AdminClient
 
 from eos.testing.cluster import KafkaCluster
 from eos.tools.bench_state_report import BARS, FIGURES
-from eos.tools.commands import eos_command
+from tests.integration.ledger.bench_run import run_bench
 
 pytestmark = pytest.mark.slow
 
@@ -26,22 +24,16 @@ def test_a_short_state_bench_writes_every_figure_and_cleans_up(
     eos_cluster: KafkaCluster, tmp_path: Path
 ) -> None:
     out = tmp_path / "state.json"
-    argv = eos_command(
-        "bench", "state",
+    result = run_bench(
+        eos_cluster,
+        "state",
         "--keys", "20000",
         "--payments", "2000",
         "--partitions", "3",
         "--out", str(out),
         "--run-dir", str(tmp_path / "run"),
+        timeout=TIMEOUT,
     )  # fmt: skip
-    env = {
-        **os.environ,
-        "EOS_BOOTSTRAP_SERVERS": eos_cluster.bootstrap_servers,
-        "EOS_SCHEMA_REGISTRY_URL": eos_cluster.schema_registry_url,
-    }
-    result = subprocess.run(
-        argv, capture_output=True, text=True, timeout=TIMEOUT, stdin=subprocess.DEVNULL, env=env
-    )
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-6000:]
 
