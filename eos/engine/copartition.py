@@ -94,6 +94,10 @@ class StorePartitions:
         self._held[tp] = offset
         return True
 
+    def held_among(self, tps: Collection[TP]) -> list[TP]:
+        """The partitions of `tps` held (so paused) here, in order."""
+        return sorted(tp for tp in self._held if tp in tps)
+
     def take_held(self, partitions: Collection[int]) -> dict[TP, int]:
         """Where to read again from when `partitions` resume."""
         out = {tp: o for tp, o in self._held.items() if tp[1] in partitions}

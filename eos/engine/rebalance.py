@@ -122,6 +122,11 @@ class Rebalance:
         Under the cooperative protocol they are unassigned here, since the client would
         unassign only the group's own; under the eager one the client unassigns all."""
         partitions = self._with_followers(partitions)
+        # A partition paused here (at a record it could not process yet) keeps its pause
+        # in the client across a revocation and a later assignment: lift it now.
+        paused = self.parts.held_among(tps(partitions))
+        if paused:
+            self._consumer.resume([TopicPartition(t, p) for t, p in paused])
         if self._incremental:
             owned = self._assignment.partitions
             self._consumer.incremental_unassign(
@@ -166,11 +171,15 @@ class Rebalance:
         ready = self.parts.ready(self._restorer.step(0.2 if busy else 1.0))
         if not ready:
             return
-        for (topic, p), offset in self.parts.take_held(ready).items():
+        # Only the partitions paused here are resumed: a resume of one whose fetcher the
+        # client is still starting can race that start (see `assigned`).
+        held = self.parts.take_held(ready)
+        for (topic, p), offset in held.items():
             self._consumer.seek(TopicPartition(topic, p, offset))
-        resume = sorted(tp for tp in self._assignment.partitions if tp[1] in ready)
-        self._consumer.resume([TopicPartition(t, p) for t, p in resume])
-        log.info("store partition(s) %s ready; processing %s", sorted(ready), resume)
+        if held:
+            self._consumer.resume([TopicPartition(t, p) for t, p in sorted(held)])
+        processing = sorted(tp for tp in self._assignment.partitions if tp[1] in ready)
+        log.info("store partition(s) %s ready; processing %s", sorted(ready), processing)
 
     def describe_stores(self) -> str:
         """For the progress line: the local stores' size and compaction still pending."""
