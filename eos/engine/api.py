@@ -8,7 +8,7 @@ from typing import Any, NamedTuple
 
 from eos.errors import PermanentError, TransientError
 
-NO_HEADERS: Mapping[str, str | bytes] = MappingProxyType({})  # shared, so read-only
+NO_HEADERS: Mapping[str, bytes] = MappingProxyType({})  # shared, so read-only
 
 __all__ = [
     "InputRecord",

@@ -8,10 +8,16 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from types import MappingProxyType
 from typing import Protocol
 
-from eos.engine.api import InputRecord, OutputRecord, PermanentError, Transform, TransientError
+from eos.engine.api import (
+    NO_HEADERS,
+    InputRecord,
+    OutputRecord,
+    PermanentError,
+    Transform,
+    TransientError,
+)
 from eos.engine.dlq import Failure
 from eos.engine.records import Consumed, Encoded
 from eos.serde.avro import (
@@ -24,7 +30,6 @@ from eos.serde.avro import (
 )
 
 RecordKey = tuple[str, int, int]
-_NO_HEADERS: Mapping[str, bytes] = MappingProxyType({})  # shared, so read-only
 
 
 class Stateful(Protocol):
@@ -161,7 +166,7 @@ class BatchRunner:
     def _one(self, rec: Consumed) -> list[Encoded]:
         decoder = self._decoders.get(rec.topic)
         value = rec.value if decoder is None else decoder.decode(rec.value)
-        headers = dict(rec.headers) if rec.headers else _NO_HEADERS
+        headers = dict(rec.headers) if rec.headers else NO_HEADERS
         record = InputRecord(
             rec.topic,
             rec.partition,
