@@ -102,32 +102,32 @@ class Intake:
 
         Records come in runs of one partition: whether its records are processed now,
         and its queue, are looked up once per run (nothing changes them inside the
-        loop: rebalance callbacks run inside consume)."""
+        loop: rebalance callbacks run inside consume). An event (an end of partition)
+        ends a run, so records after it clear the end mark again."""
         messages = self._consumer.consume(limit, wait)
         rebalance = self._rebalance
         read_from = rebalance.assignment.read_from
         current: TP | None = None
-        q: deque[Consumed] | None = None  # None: the run's partition is not processed now
+        q: deque[Consumed] | None = None  # the run's partition's queue
         queued = 0
         for msg in messages:
             err = msg.error()
             if err is not None:
                 self._on_error(err, (msg.topic() or "", msg.partition() or 0))
+                current = None  # an end-of-partition: records after it mark a new run
                 continue
             rec = Consumed.from_message(msg)
             tp = (rec.topic, rec.partition)
             if tp != current:
-                current, q = tp, None
+                current, q = tp, None  # None: held, read again from its first record
                 if rebalance.may_process(rec):
                     read_from(tp)
                     q = self._queues.get(tp)
                     if q is None:
                         q = self._queues[tp] = deque()
-                else:
-                    continue  # held, to be read again from this record
             if q is not None:
                 q.append(rec)
                 queued += 1
         self._queued += queued
-        self._rebalance.assignment.fetched()
+        rebalance.assignment.fetched()
         return len(messages) >= limit

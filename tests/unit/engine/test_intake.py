@@ -136,3 +136,25 @@ def test_a_rewind_drops_everything_read_ahead() -> None:
 
 def test_fair_share_with_no_records_is_empty() -> None:
     assert fair_share({}, 100) == []
+
+
+class EndOfPartition(FakeMessage):
+    def error(self) -> KafkaError:  # type: ignore[override]
+        return KafkaError(KafkaError._PARTITION_EOF)
+
+
+def test_a_record_after_its_partitions_end_in_one_read_clears_the_end() -> None:
+    fake = FakeConsumer([])
+    fake.queue.extend([FakeMessage(0, 0), EndOfPartition(0, 1), FakeMessage(0, 1)])
+    consumer = cast(Consumer, fake)
+    rebalance = Rebalance([IN], consumer)
+    rebalance.assigned(consumer, [TopicPartition(IN, 0)])
+    assignment = rebalance.assignment
+
+    def on_error(err: KafkaError, tp: Any) -> None:
+        assert err.code() == KafkaError._PARTITION_EOF
+        assignment.reached_end(tp)
+
+    intake = Intake(consumer, rebalance, on_error)
+    assert [r.offset for r in intake.next(10, 0)] == [0, 1]
+    assert not assignment.caught_up(False)  # offset 1 came after the end was reported
