@@ -29,6 +29,7 @@ from eos.engine.app import App
 from eos.engine.dlq import replay_failed_topic, replay_transform
 from eos.errors import ConfigurationError
 from eos.ops.supervisor import Supervisor, worker_flags
+from eos.tools.commands import eos_command
 
 __all__ = ["KNOWN_APPS", "dlq", "resolve_app", "run"]
 
@@ -128,7 +129,7 @@ def supervise(
 ) -> int:
     """N workers of `eos run APP` with the same flags; their stats summed into
     `stats_json` (busy time: the longest; CPU time: the sum)."""
-    base = [sys.executable, "-m", "eos", "run", app, *(["--until-caught-up"] * until_caught_up)]
+    base = eos_command("run", app, *(["--until-caught-up"] * until_caught_up))
     # an instance id given by flag or environment: each worker gets its own from it
     named = (
         {"instance_id": settings.instance_id} if "instance_id" in settings.model_fields_set else {}

@@ -105,7 +105,6 @@ class _Bench:
         self.rig = LedgerRig(
             bootstrap, registry_url, run_dir, opts.partitions, opts.accounts, opts.static_membership
         )
-        self.bootstrap = bootstrap
         self.sets = [self.rig.topic_set(f"{tag}-k"), self.rig.topic_set(f"{tag}-e")]
         self.probes: Probes | None = None
         self.settle_seconds = 0.0
@@ -125,7 +124,7 @@ class _Bench:
             "date": datetime.now(UTC).isoformat(timespec="seconds"),
             "host": socket.gethostname(),
             "cores": os.cpu_count(),
-            "cluster": self.bootstrap,
+            "cluster": self.rig.bootstrap,
             "keys": opts.keys,
             "partitions": opts.partitions,
             "payments": opts.payments,
