@@ -41,6 +41,12 @@ RETRY_PAUSE_S = (0.2, 5.0)  # first and longest pause between retries
 # Past librdkafka's own limit (the remaining transaction time), how long a call may
 # still take before the engine gives up on the producer.
 GRACE_S = 5.0
+# The longest send_offsets_to_transaction may take, however much transaction time is
+# left. It can wait forever for a group coordinator that moved or came back (librdkafka
+# #5456, #5511); giving up is safe, since nothing was asked to commit, and the successor
+# producer aborts the transaction at once instead of at its timeout. A healthy
+# coordinator answers in milliseconds; one that is failing over, in seconds.
+SEND_OFFSETS_S = 30.0
 
 # Errors no new producer can get past: the configuration or the grants are wrong, or the
 # engine called the client out of order (a bug to see, not to paper over).
@@ -146,7 +152,9 @@ class TransactionalCommitter:
         2. produce the outputs and dead-letter records (one list, in input order);
         3. add the consumer's next offsets, with its group metadata, to the transaction
            (the broker rejects them when the group has moved on to a newer generation;
-           the processor itself only passes partitions it still owns);
+           the processor itself only passes partitions it still owns). It has a bound
+           of its own, SEND_OFFSETS_S: past it the producer is lost, and nothing had
+           been asked to commit;
         4. commit: librdkafka flushes every produced record, then commits. A commit that
            times out is asked again until the transaction's time is up, never aborted,
            since it may already have succeeded; past that the producer is lost and its
@@ -161,7 +169,7 @@ class TransactionalCommitter:
         self._call(
             "send_offsets_to_transaction",
             lambda: producer.send_offsets_to_transaction(list(offsets), group, -1),
-            deadline_s=self._remaining(),
+            deadline_s=min(self._remaining(), SEND_OFFSETS_S),
         )
         self._in_doubt = True
         self._call(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from typing import Any, cast
 
@@ -66,3 +67,45 @@ def test_a_commit_still_failing_when_the_transaction_time_is_up_loses_the_produc
     with pytest.raises(ProducerLost) as info:
         _committer()._call("commit_transaction", fn, budget=0.0)
     assert info.value.step == "commit_transaction"
+
+
+class Stuck:
+    """A producer whose send_offsets_to_transaction never answers (librdkafka #5511)."""
+
+    def __init__(self) -> None:
+        self.released = threading.Event()
+
+    def begin_transaction(self) -> None:
+        pass
+
+    def poll(self, _timeout: float) -> int:
+        return 0
+
+    def send_offsets_to_transaction(self, *_args: object) -> None:
+        self.released.wait(60)
+
+
+class Group:
+    def consumer_group_metadata(self) -> object:
+        return object()
+
+
+def test_send_offsets_that_never_answers_loses_the_producer_long_before_the_transaction_times_out(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Its own bound, not the transaction's (an hour here): nothing was asked to commit,
+    so giving up is safe, and the successor aborts the transaction at once."""
+    monkeypatch.setattr(transaction, "SEND_OFFSETS_S", 0.2)
+    stuck = Stuck()
+    committer = TransactionalCommitter(
+        lambda: cast(Producer, stuck), cast(Consumer, Group()), transaction_timeout_s=3600.0
+    )
+    committer._producer = cast(Producer, stuck)
+    started = time.monotonic()
+    try:
+        with pytest.raises(ProducerLost) as info:
+            committer.commit([], [])
+    finally:
+        stuck.released.set()
+    assert info.value.step == "send_offsets_to_transaction"
+    assert time.monotonic() - started < 5
