@@ -186,11 +186,23 @@ def committed_positions(
 ) -> dict[TP, int]:
     """The consumer's group's committed offsets on `partitions` (stable: librdkafka's
     read_committed consumer waits for offsets inside an open transaction); a negative
-    offset where none is committed. Settling errors are asked again until `timeout`."""
+    offset where none is committed. Settling errors are asked again until `timeout`.
+
+    A partition answered with an error (UNSTABLE_OFFSET_COMMIT once librdkafka's own
+    retries are spent, say) carries no offset; read as "none committed", it would send a
+    rewind back to auto.offset.reset. It raises instead, as the whole call would."""
     tps = [TopicPartition(t, p) for t, p in partitions]
     if not tps:
         return {}
-    found = settled(lambda: consumer.committed(tps, timeout=timeout), timeout)
+
+    def ask() -> list[TopicPartition]:
+        found: list[TopicPartition] = consumer.committed(tps, timeout=timeout)
+        for tp in found:
+            if tp.error is not None:
+                raise KafkaException(tp.error)
+        return found
+
+    found = settled(ask, timeout)
     return {(tp.topic, tp.partition): tp.offset for tp in found}
 
 

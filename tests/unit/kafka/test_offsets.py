@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from concurrent.futures import Future
-from typing import Any, ClassVar
+from types import SimpleNamespace
+from typing import Any, ClassVar, cast
 
 import pytest
-from confluent_kafka import KafkaError, KafkaException
+from confluent_kafka import Consumer, KafkaError, KafkaException
 
 from eos.kafka import offsets as offsets_module
 from eos.kafka.offsets import lag, open_transactions, total
@@ -84,3 +85,26 @@ def test_no_partition_leader_is_asked_again_with_a_new_admin_client(
     offsets = offsets_module.Offsets({"bootstrap.servers": "127.0.0.1:1"})
     assert offsets.high_watermarks([("t", 0)]) == {("t", 0): 42}
     assert len(_Admin.made) == 2  # the first client's stale view was dropped
+
+
+class _Answers:
+    """A consumer whose committed() gives the next of `answers`: per-partition results."""
+
+    def __init__(self, *answers: list[SimpleNamespace]) -> None:
+        self._answers = list(answers)
+
+    def committed(self, _tps: object, timeout: float) -> list[SimpleNamespace]:
+        return self._answers.pop(0)
+
+
+def test_a_partition_answered_with_an_error_is_asked_again_never_read_as_none_committed() -> None:
+    """UNSTABLE_OFFSET_COMMIT comes with no offset (-1001): taken as none committed, a
+    recovery would rewind to auto.offset.reset and redo what was committed."""
+    unstable = KafkaError(KafkaError.UNSTABLE_OFFSET_COMMIT)
+    consumer = _Answers(
+        [SimpleNamespace(topic="t", partition=0, offset=-1001, error=unstable)],
+        [SimpleNamespace(topic="t", partition=0, offset=42, error=None)],
+    )
+    assert offsets_module.committed_positions(cast(Consumer, consumer), [("t", 0)]) == {
+        ("t", 0): 42
+    }
