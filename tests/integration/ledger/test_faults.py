@@ -184,8 +184,10 @@ def test_repeated_sigkill_mid_transaction_posts_every_payment_exactly_once(
     assert start == inputs["funding"]
 
     # Paced below the processor's speed, so every kill lands mid-stream and the final
-    # run is left work to do (unpaced, the third run could finish it before its kill).
-    loader = Loader(books, replace(LOAD, seed=2, rate=1_500))
+    # run is left work to do (unpaced, the third run could finish it before its kill);
+    # and flowing until the last kill, so a run that caught up with the feed still has
+    # transactions to be caught in.
+    loader = Loader(books, replace(LOAD, seed=2, rate=1_500, count=10_000), threading.Event())
     kills = 3
     restarts: list[LedgerProcessor] = []
     for k in range(1, kills + 1):
