@@ -17,7 +17,6 @@ import sys
 import time
 import urllib.request
 import uuid
-from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -546,11 +545,16 @@ def test_a_processor_survives_a_frozen_broker_without_hanging_or_exiting(
     finally:
         proc.terminate()
         out = proc.communicate(timeout=90)[0]
+        (tmp_path / "processor.log").write_text(out)  # beside the stack's logs, for a post-mortem
     assert proc.returncode == 0, out[-5000:]
-    values: list[Any] = [
-        fastavro.schemaless_reader(split(m.value())[1], ENRICHED)
-        for m in read_committed(cluster, topics["output"], 60)
-    ]
-    ids = Counter(v["id"] for v in values)
-    assert ids == Counter({e["id"]: 1 for e in events}), out[-5000:]
+    copies: dict[str, list[str]] = {}
+    for m in read_committed(cluster, topics["output"], 60):
+        value: Any = fastavro.schemaless_reader(split(m.value())[1], ENRICHED)
+        copies.setdefault(value["id"], []).append(f"{m.partition()}@{m.offset()}")
+    twice = {i: at for i, at in copies.items() if len(at) > 1}
+    missing = [e["id"] for e in events if e["id"] not in copies]
+    assert not twice and not missing and len(copies) == len(events), (
+        f"{len(twice)} committed more than once (partition@offset of each copy): "
+        f"{dict(list(twice.items())[:8])}; {len(missing)} missing: {missing[:8]}\n{out[-5000:]}"
+    )
     assert read_committed(cluster, topics["dlq"], 60) == []
