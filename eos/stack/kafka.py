@@ -161,12 +161,25 @@ class KafkaNode:
             # duplicate until it gave up. The cost: a dead active controller is
             # replaced after ~10 s instead of ~2 s.
             "controller.quorum.fetch.timeout.ms": "10000",
+            **self._lone_node(),
             # Two cores: keep thread pools small.
             "num.network.threads": "2",
             "num.io.threads": "4",
             "num.recovery.threads.per.data.dir": "1",
             "background.threads": "4",
         }
+
+    def _lone_node(self) -> dict[str, str]:
+        """A single node is never fenced by its own controller. Paused with it (SIGSTOP, a
+        machine asleep), the controller fences the broker the moment both resume, and
+        every partition is leaderless until the broker's metadata catches up. Transaction
+        markers sent in that window are skipped as if their partitions had been deleted
+        (Kafka's TransactionMarkerChannelManager), so an aborted transaction's records
+        stay pending and the same producer id's next commit makes them visible. With no
+        other broker to take over, fencing the only one never helps."""
+        if self.cluster_size > 1:
+            return {}
+        return {"broker.session.timeout.ms": str(24 * 3600 * 1000)}
 
     def _client_listeners(self) -> dict[str, str]:
         """The extra client listeners' settings, overriding the PLAINTEXT-only ones above;

@@ -121,3 +121,10 @@ def test_the_controller_quorum_outlasts_a_node_stalled_for_seconds() -> None:
     # With the 2 s default a starved active controller kept resigning, and a bounced
     # broker's registration was refused as a duplicate until it gave up.
     assert int(_props(1, 3)["controller.quorum.fetch.timeout.ms"]) >= 10000
+
+
+def test_a_lone_node_is_not_fenced_after_a_pause_but_a_cluster_keeps_failing_over() -> None:
+    """Its own controller would fence it on resuming, leaving every partition leaderless
+    for a moment, and transaction markers sent then are skipped (eos.stack.kafka)."""
+    assert int(_props(1, 1)["broker.session.timeout.ms"]) >= 3600 * 1000
+    assert all("broker.session.timeout.ms" not in _props(i, 3) for i in (1, 2, 3))
