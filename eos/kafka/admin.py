@@ -4,6 +4,7 @@ reach; a topic that a retried request already created counts as created."""
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -13,6 +14,7 @@ from confluent_kafka.admin import (  # type: ignore[attr-defined]
     AdminClient,
     ClusterMetadata,
     NewTopic,
+    TopicMetadata,
 )
 
 from eos.kafka.clients import connection_config
@@ -31,8 +33,9 @@ def create_topics(
     admin: AdminClient, topics: Iterable[NewTopic], timeout: float = 120.0
 ) -> list[str]:
     """Create `topics`, each asked again while the cluster settles; returns the names of
-    those this call created or found created by its own earlier attempt. A topic that
-    exists already is an error only on the first attempt (somebody else's topic)."""
+    those this call created or found created by its own earlier attempt, once every
+    partition of each has a leader in the metadata a broker serves. A topic that exists
+    already is an error only on the first attempt (somebody else's topic)."""
     pending = {t.topic: t for t in topics}
     done: list[str] = []
     retried = False
@@ -55,8 +58,40 @@ def create_topics(
         if failures:
             raise failures[0]
 
+    started = time.monotonic()
     settled(attempt, timeout)
+    _await_leaders(admin, done, max(timeout - (time.monotonic() - started), 10.0))
     return done
+
+
+def _await_leaders(admin: AdminClient, names: list[str], timeout: float) -> None:
+    """Until a broker serves `names` with a leader for every partition: CreateTopics
+    answers once the controller has a topic, and a broker's metadata can lag behind it
+    (a client starting at once would find the topic missing)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        topics = metadata(admin, timeout).topics
+        waiting = [n for n in names if not _led(topics.get(n))]
+        if not waiting:
+            return
+        if time.monotonic() > deadline:
+            raise KafkaException(
+                KafkaError(
+                    KafkaError.LEADER_NOT_AVAILABLE,
+                    f"topic(s) {', '.join(waiting)} created, but no broker serves every "
+                    f"partition with a leader after {timeout:.0f}s",
+                )
+            )
+        time.sleep(0.1)
+
+
+def _led(topic: TopicMetadata | None) -> bool:
+    return (
+        topic is not None
+        and topic.error is None
+        and bool(topic.partitions)
+        and all(p.leader >= 0 and p.error is None for p in topic.partitions.values())
+    )
 
 
 def create_topic(

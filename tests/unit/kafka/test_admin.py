@@ -3,7 +3,9 @@ counted as created rather than as somebody else's."""
 
 from __future__ import annotations
 
+import time
 from concurrent.futures import Future
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -22,17 +24,39 @@ def _future(error: int | None) -> Future[None]:
     return future
 
 
-class Admin:
-    """Answers each create_topics call with the next row of errors per topic."""
+def _topic(leaders: list[int]) -> SimpleNamespace:
+    partitions = {i: SimpleNamespace(leader=leader, error=None) for i, leader in enumerate(leaders)}
+    return SimpleNamespace(error=None, partitions=partitions)
 
-    def __init__(self, answers: list[dict[str, int | None]]) -> None:
+
+class Admin:
+    """Answers each create_topics call with the next row of errors per topic; its
+    metadata serves every topic created so far with a leader, unless `views` (what
+    successive list_topics calls see) says otherwise."""
+
+    def __init__(
+        self,
+        answers: list[dict[str, int | None]],
+        views: list[dict[str, SimpleNamespace]] | None = None,
+    ) -> None:
         self.answers = answers
         self.asked: list[list[str]] = []
+        self.views = views
+        self.created: set[str] = set()
+        self.looked = 0
 
     def create_topics(self, topics: list[NewTopic], **_: Any) -> dict[str, Future[None]]:
         self.asked.append([t.topic for t in topics])
         row = self.answers.pop(0)
+        exists = (None, KafkaError.REQUEST_TIMED_OUT, KafkaError.TOPIC_ALREADY_EXISTS)
+        self.created |= {t.topic for t in topics if row[t.topic] in exists}
         return {t.topic: _future(row[t.topic]) for t in topics}
+
+    def list_topics(self, **_: Any) -> SimpleNamespace:
+        self.looked += 1
+        if self.views:
+            return SimpleNamespace(topics=self.views.pop(0))
+        return SimpleNamespace(topics={name: _topic([1]) for name in self.created})
 
 
 def test_a_loading_controller_is_asked_again_and_its_created_topic_counts() -> None:
@@ -60,3 +84,15 @@ def test_a_non_settling_error_is_not_retried() -> None:
     with pytest.raises(KafkaException):
         create_topics(admin, [NewTopic("a", 1, 3)], timeout=10)  # type: ignore[arg-type]
     assert len(admin.asked) == 1
+
+
+def test_a_created_topic_is_returned_only_once_a_broker_serves_each_partition_with_a_leader(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """CreateTopics answers once the controller has the topic; a client starting at once
+    would find it missing while a broker's metadata lags behind."""
+    monkeypatch.setattr(time, "sleep", lambda _s: None)
+    views = [{}, {"a": _topic([1, -1])}, {"a": _topic([1, 1])}]
+    admin = Admin([{"a": None}], views)
+    assert create_topics(admin, [NewTopic("a", 2, 1)], timeout=10) == ["a"]  # type: ignore[arg-type]
+    assert admin.looked == 3
