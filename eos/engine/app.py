@@ -205,7 +205,7 @@ def build_processor(
         stores=app.stores,
         until_caught_up=until_caught_up,
         stop=stop,
-        twin=lambda: twin_member(admin, settings.group_id, me, consumer.memberid()),
+        twin=lambda mine: twin_member(admin, settings.group_id, me, mine),
         rebalance=rebalance,
         after_crash=after_crash,
     )

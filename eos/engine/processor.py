@@ -13,7 +13,7 @@ import logging
 import signal
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from types import FrameType
 
 from confluent_kafka import Consumer, KafkaError, TopicPartition
@@ -38,7 +38,7 @@ from eos.engine.intake import Intake
 from eos.engine.pacing import BatchPace
 from eos.engine.rebalance import Rebalance
 from eos.engine.records import Consumed, next_offsets
-from eos.engine.recovery import Recovered, Recovery
+from eos.engine.recovery import MemberIds, Recovered, Recovery
 from eos.engine.redact import Redactor
 from eos.engine.restore import RestoreStalled
 from eos.engine.state import StateStore
@@ -67,7 +67,7 @@ class Processor:
         stores: Sequence[StateStore] = (),
         until_caught_up: bool = False,
         stop: threading.Event | None = None,
-        twin: Callable[[], str | None] = lambda: None,
+        twin: Callable[[Collection[str]], str | None] = lambda _mine: None,
         rebalance: Rebalance | None = None,
         after_crash: bool = False,
     ) -> None:
@@ -90,6 +90,7 @@ class Processor:
         self._stop = stop or threading.Event()
         self._pace = BatchPace(settings.batch_max_records, settings.batch_target_ms / 1000)
         self._intake = Intake(consumer, self.rebalance, self._consumer_error)
+        self._members = MemberIds(consumer)
         self._recovery = Recovery(
             committer,
             consumer,
@@ -97,7 +98,7 @@ class Processor:
             self.stats,
             settings,
             self._back_off,
-            twin,
+            lambda: twin(self._members.all()),
             after_crash,
         )
         self.registry_outage = OutageLog("schema registry unavailable")
@@ -117,9 +118,9 @@ class Processor:
             self._recovery.start()
             self.consumer.subscribe(
                 self.rebalance.subscription,
-                on_assign=self.rebalance.assigned,
-                on_revoke=self._on_revoke,
-                on_lost=self._on_lost,
+                on_assign=self._members.noting(self.rebalance.assigned),
+                on_revoke=self._members.noting(self._on_revoke),
+                on_lost=self._members.noting(self._on_lost),
             )
             log.info(
                 "processing %s as group %s, instance %s (%s)",

@@ -25,7 +25,7 @@ from eos.engine.transaction import Committer, ProducerLost
 from eos.kafka.errors import ErrorClass, TransactionError
 from eos.kafka.offsets import TP, committed_positions, rewind
 
-__all__ = ["FenceWatch", "Recovered", "Recovery", "committed_through"]
+__all__ = ["FenceWatch", "MemberIds", "Recovered", "Recovery", "committed_through"]
 
 log = logging.getLogger("eos.processor")
 
@@ -59,6 +59,37 @@ class FenceWatch:
         while self._times and now - self._times[0] > self._window:
             self._times.popleft()
         return len(self._times) >= self._limit
+
+
+Callback = Callable[[Consumer, list[TopicPartition]], None]
+
+
+class MemberIds:
+    """Every group member id a consumer has had, noted at each rebalance. After its
+    session times out (a broker bounce) it rejoins under a new id while the group still
+    lists the old one under the same client.id: that member is no twin of ours."""
+
+    def __init__(self, consumer: Consumer) -> None:
+        self._consumer = consumer
+        self._seen: set[str] = set()
+
+    def all(self) -> set[str]:
+        self._note()
+        return set(self._seen)
+
+    def noting(self, callback: Callback) -> Callback:
+        """`callback`, noting the member id first (a getter: safe inside a callback)."""
+
+        def noted(consumer: Consumer, partitions: list[TopicPartition]) -> None:
+            self._note()
+            callback(consumer, partitions)
+
+        return noted
+
+    def _note(self) -> None:
+        member = self._consumer.memberid()
+        if member:
+            self._seen.add(member)
 
 
 def committed_through(batch: Sequence[TopicPartition], committed: Mapping[TP, int]) -> bool:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from typing import Any
 
 from confluent_kafka import Consumer, KafkaException, TopicCollection
@@ -66,13 +66,19 @@ class PartitionCounts:
 
 
 def twin_member(
-    admin: AdminClient, group: str, client_id: str, me: str | None, timeout: float = 10.0
+    admin: AdminClient,
+    group: str,
+    client_id: str,
+    mine: Collection[str],
+    timeout: float = 10.0,
 ) -> str | None:
     """Another live member of `group` with our client.id (our instance id), described
-    ("member M on host H"), or None. Nobody else should ever have it."""
+    ("member M on host H"), or None. Nobody else should ever have it. `mine`: every
+    member id this process's consumer has had: after its session timed out (a broker
+    bounce) it rejoins under a new id while the group still lists the old one."""
     future = admin.describe_consumer_groups([group], request_timeout=timeout)[group]
     for member in future.result(timeout=timeout).members or []:
-        if member.client_id == client_id and member.member_id != me:
+        if member.client_id == client_id and member.member_id not in mine:
             return f"member {member.member_id} on host {member.host}"
     return None
 

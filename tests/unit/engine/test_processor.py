@@ -38,6 +38,10 @@ class FakeConsumer:
         self.paused = 0
         self.resumed = 0
         self.on_poll: Callable[[], None] | None = None
+        self.member = "m-1"  # the group member id it has now
+
+    def memberid(self) -> str:
+        return self.member
 
     def assignment(self) -> list[TopicPartition]:
         return self.partitions

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
+from types import SimpleNamespace
 from typing import cast
 
 import pytest
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
+from confluent_kafka.admin import AdminClient
 
 from eos.config import EngineSettings
 from eos.engine import recovery
@@ -19,6 +21,7 @@ from eos.engine.state import StateStore
 from eos.engine.stats import Stats
 from eos.engine.transaction import ProducerLost
 from eos.kafka.errors import ErrorClass, TransactionError
+from eos.kafka.metadata import twin_member
 from tests.unit.engine.test_processor import (
     IN,
     OUT,
@@ -233,3 +236,50 @@ def test_a_group_that_cannot_be_described_does_not_hold_the_start() -> None:
         raise KafkaException(KafkaError(KafkaError._TIMED_OUT))
 
     _starting(twin, lambda _a: pytest.fail("waited")).start()
+
+
+def test_a_fence_finds_no_twin_in_the_member_ids_this_consumer_had_before_it_rejoined() -> None:
+    """After a broker bounce the consumer's session times out and it rejoins under a new
+    member id while the group still lists its old one, under the same client.id: that
+    member is this process, not a newer twin, and the fence is recovered from."""
+    records = _records([b"a"])
+    processor, consumer = _processor(FakeCommitter(lambda _o: None), records)
+    seen: list[set[str]] = []
+
+    def twin(mine: set[str]) -> str | None:
+        seen.append(set(mine))
+        return None
+
+    processor._recovery._twin = lambda: twin(processor._members.all())
+    assigned: list[list[TopicPartition]] = []
+    on_assign = processor._members.noting(lambda _c, partitions: assigned.append(partitions))
+    on_assign(cast(Consumer, consumer), [])  # assigned as m-1
+    consumer.member = "m-2"  # the session timed out; rejoined
+    assert processor._recovery._twin() is None
+    assert seen == [{"m-1", "m-2"}]
+    assert assigned == [[]]  # the callback itself still ran
+
+
+class _Group:
+    def __init__(self, *members: tuple[str, str]) -> None:
+        self.members = [
+            SimpleNamespace(member_id=m, client_id=c, host="/127.0.0.1") for m, c in members
+        ]
+
+    def result(self, timeout: float) -> _Group:
+        return self
+
+
+class _Admin:
+    def __init__(self, group: _Group) -> None:
+        self.group = group
+
+    def describe_consumer_groups(self, groups: list[str], **_: object) -> dict[str, _Group]:
+        return {groups[0]: self.group}
+
+
+def test_twin_member_skips_every_member_id_of_ours_and_names_another_with_our_client_id() -> None:
+    group = _Group(("eos-a-1", "eos-a"), ("eos-a-2", "eos-a"), ("eos-b-1", "eos-b"))
+    admin = cast(AdminClient, _Admin(group))
+    assert twin_member(admin, "g", "eos-a", {"eos-a-1", "eos-a-2"}) is None
+    assert twin_member(admin, "g", "eos-a", {"eos-a-2"}) == "member eos-a-1 on host /127.0.0.1"
