@@ -141,6 +141,9 @@ class LedgerRig:
         samples: list[tuple[float, int]] = []
         progress: Progress | None = None
         started = said = time.monotonic()
+        committed: dict[TP, int] = {}
+        written: dict[TP, int] = {}
+        stable: dict[TP, int] = {}
         while time.monotonic() - started < timeout:
             proc.check(doing)
             committed = self.offsets.committed(ts.engine.group_id, parts)
@@ -159,7 +162,12 @@ class LedgerRig:
                 print(f"  {doing}: {now - started:.0f}s, nothing processed yet", flush=True)
                 said = now
             time.sleep(0.1)
-        raise RunFailed(f"{doing}: not caught up after {timeout:.0f}s")
+        behind = ", ".join(
+            f"{t}[{p}] committed {committed.get((t, p))} high {end} stable {stable.get((t, p))}"
+            for (t, p), end in sorted(written.items())
+            if not caught_up(committed, {(t, p): end}, stable, credits)
+        )
+        raise RunFailed(f"{doing}: not caught up after {timeout:.0f}s: {behind}")
 
     def wait_members(self, ts: TopicSet, proc: Processor, members: int, timeout: float) -> None:
         """Until the set's group is stable with `members` members, each holding partitions:
