@@ -58,6 +58,12 @@ class SaslPlain:
         return f'{PLAIN_LOGIN} required user_{self.user}="{self.password}";'
 
 
+# A lone node's broker session: longer than the pauses a laptop or a test inflicts
+# (the frozen-broker test stops the node for 30 s), short enough that a node restarted
+# after a kill registers within a minute. Registration is retried for longer still.
+LONE_SESSION_S = 45
+LONE_REGISTRATION_S = 150
+
 SCRAM_MECHANISM = "SCRAM-SHA-512"
 SCRAM_LOGIN = "org.apache.kafka.common.security.scram.ScramLoginModule"
 
@@ -176,10 +182,18 @@ class KafkaNode:
         markers sent in that window are skipped as if their partitions had been deleted
         (Kafka's TransactionMarkerChannelManager), so an aborted transaction's records
         stay pending and the same producer id's next commit makes them visible. With no
-        other broker to take over, fencing the only one never helps."""
+        other broker to take over, fencing the only one never helps.
+
+        The session still has to end: a node killed (SIGKILL, a machine switched off)
+        leaves its registration live, and its restart is refused as a duplicate until
+        that session expires. So it outlasts a pause of `LONE_SESSION_S` and no more,
+        and the restarted broker keeps asking for longer than that."""
         if self.cluster_size > 1:
             return {}
-        return {"broker.session.timeout.ms": str(24 * 3600 * 1000)}
+        return {
+            "broker.session.timeout.ms": str(LONE_SESSION_S * 1000),
+            "initial.broker.registration.timeout.ms": str(LONE_REGISTRATION_S * 1000),
+        }
 
     def _client_listeners(self) -> dict[str, str]:
         """The extra client listeners' settings, overriding the PLAINTEXT-only ones above;

@@ -15,6 +15,7 @@ from confluent_kafka.admin import AdminClient
 
 from eos.stack import artifacts as artifacts_mod
 from eos.stack.kafka import (
+    LONE_SESSION_S,
     SCRAM_MECHANISM,
     KafkaNode,
     SaslPlain,
@@ -220,6 +221,11 @@ class Stack:
             return False
         if proc.stale():
             self.say(f"removing stale pid file {proc.pid_file} (pid {proc.read_pid()} is gone)")
+            if proc.name.startswith("kafka") and self.spec.brokers == 1:
+                self.say(
+                    f"  {proc.name} was not stopped cleanly: it registers once its old "
+                    f"session expires, up to {LONE_SESSION_S} s"
+                )
             proc.pid_file.unlink()
         busy = [port for port in ports if port_open(port)]
         if busy:

@@ -276,6 +276,29 @@ def test_stale_pid_file_is_reported_then_cleaned_by_up_and_down_wipe_removes_dat
     assert stack.eos("status").returncode == 3
 
 
+def test_a_lone_broker_killed_with_sigkill_starts_again_on_its_data(stack: StackRun) -> None:
+    """A machine switched off, a session ended: the node's registration outlives it, and
+    the restarted broker must wait that session out rather than give up and exit."""
+    _ok(stack.up("--no-registry"))
+    topic = f"killed-{uuid.uuid4().hex[:10]}"
+    admin = AdminClient({"bootstrap.servers": stack.bootstrap()})
+    admin.create_topics([NewTopic(topic, 1, 1)], operation_timeout=30)[topic].result(timeout=60)
+    producer = Producer({"bootstrap.servers": stack.bootstrap(), "acks": "all"})
+    producer.produce(topic, key="k", value="kept")
+    assert producer.flush(30) == 0
+
+    pid = stack.pids()["kafka-1"]
+    os.kill(pid, signal.SIGKILL)
+    assert _wait_gone(pid)
+
+    out = _ok(stack.up("--no-registry"))
+    assert "kafka-1 was not stopped cleanly" in out
+    assert stack.pids()["kafka-1"] != pid
+    cluster = KafkaCluster(stack.bootstrap(), schema_registry_url="unused", source="test")
+    records = read_committed(cluster, topic, timeout=60)
+    assert [m.value() for m in records] == [b"kept"]
+
+
 @pytest.fixture
 def foreign_listener(stack: StackRun) -> Iterator[subprocess.Popen[str]]:
     """Another program (not ours) listening on the stack's Kafka port."""
