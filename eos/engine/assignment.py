@@ -92,6 +92,11 @@ class Assignment:
     def read_from(self, tp: TP) -> None:
         self._at_end.discard(tp)
 
+    def rewound(self, partitions: Iterable[TP]) -> None:
+        """The consumer was sought back on `partitions`: what it reported as their end
+        lies behind records it will read again."""
+        self._at_end.difference_update(partitions)
+
     def wrote(self, outputs: Sequence[Encoded]) -> None:
         """Records we just wrote to one of our own inputs are still to be read: their
         partitions are no longer at their end. A keyed record's partition is the one our

@@ -13,6 +13,7 @@ from typing import TypeVar
 from confluent_kafka import Consumer, TopicPartition
 
 from eos.engine.stats import EXIT_FATAL
+from eos.kafka.offsets import TP
 
 __all__ = ["Overdue", "Stopping", "call_within", "exit_if_overdue", "wait_in_group"]
 
@@ -77,16 +78,17 @@ def exit_if_overdue(seconds: float, what: str) -> Iterator[None]:
         timer.cancel()
 
 
-def wait_in_group(consumer: Consumer, seconds: float, stop: threading.Event) -> None:
+def wait_in_group(consumer: Consumer, seconds: float, stop: threading.Event) -> set[TP]:
     """Wait without leaving the group: poll with fetching paused; Stopping on a stop.
 
     Polling serves rebalance callbacks, so a held batch learns of revoked partitions. A
     record fetched meanwhile (from a partition assigned during the wait) is sought back,
-    so it is read again later rather than lost.
+    so it is read again later rather than lost. Returns the partitions sought back.
     """
     deadline = time.monotonic() + seconds
     paused = consumer.assignment()
     consumer.pause(paused)
+    sought: set[TP] = set()
     try:
         while time.monotonic() < deadline:
             if stop.is_set():
@@ -96,6 +98,7 @@ def wait_in_group(consumer: Consumer, seconds: float, stop: threading.Event) -> 
                 topic, partition, offset = msg.topic(), msg.partition(), msg.offset()
                 if topic is not None and partition is not None and offset is not None:
                     consumer.seek(TopicPartition(topic, partition, offset))
+                    sought.add((topic, partition))
     finally:
         # Resume every partition paused here, revoked meanwhile or not: librdkafka keeps
         # a partition's pause across revoke and re-assignment, so one revoked during the
@@ -103,3 +106,4 @@ def wait_in_group(consumer: Consumer, seconds: float, stop: threading.Event) -> 
         held = {(tp.topic, tp.partition) for tp in paused}
         now = [tp for tp in consumer.assignment() if (tp.topic, tp.partition) not in held]
         consumer.resume([*paused, *now])
+    return sought

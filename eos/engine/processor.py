@@ -137,7 +137,8 @@ class Processor:
                     self.stats.batch_started()
                     self._process_batch(batch)
                 self._progress.maybe()
-                if self.until_caught_up and self.assignment.caught_up(bool(batch)):
+                held = self.rebalance.holding  # records held for a store are still to come
+                if self.until_caught_up and not held and self.assignment.caught_up(bool(batch)):
                     log.info("caught up with all assigned partitions; stopping")
                     break
         except Stopping:
@@ -204,6 +205,7 @@ class Processor:
                 self._process(batch, owned=True)  # the intake just filtered it
         except Recovered:
             self._intake.clear()
+            self.assignment.rewound(self.assignment.partitions)
 
     def _process(self, batch: list[Consumed], owned: bool = False) -> None:
         """Commit `batch` once: retry transient failures, isolate poison, split on aborts.
@@ -343,4 +345,4 @@ class Processor:
         log_dead_letters(result.failures, self.redact)
 
     def _wait(self, seconds: float) -> None:
-        wait_in_group(self.consumer, seconds, self._stop)
+        self.assignment.rewound(wait_in_group(self.consumer, seconds, self._stop))

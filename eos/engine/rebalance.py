@@ -159,6 +159,12 @@ class Rebalance:
         return self._restorer.restored
 
     @property
+    def holding(self) -> bool:
+        """Some store partition is still restoring: its inputs' records, held back until
+        it is ready, are still to be processed, whatever ends their partitions reported."""
+        return bool(self.parts.restoring)
+
+    @property
     def only_restoring(self) -> bool:
         """Restoring, with nothing to process meanwhile: no need to wait for records."""
         return self._restorer.busy and not self.parts.active
@@ -176,6 +182,7 @@ class Rebalance:
         held = self.parts.take_held(ready)
         for (topic, p), offset in held.items():
             self._consumer.seek(TopicPartition(topic, p, offset))
+        self._assignment.rewound(held)
         if held:
             self._consumer.resume([TopicPartition(t, p) for t, p in sorted(held)])
         processing = sorted(tp for tp in self._assignment.partitions if tp[1] in ready)

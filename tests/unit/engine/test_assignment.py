@@ -52,6 +52,19 @@ def test_caught_up_only_when_every_owned_partition_reached_its_end_and_nothing_c
     assert not a.caught_up(False)
 
 
+def test_a_partition_sought_back_is_no_longer_at_its_end() -> None:
+    # An end reported before a rewind (a recovery, a held partition resumed) lies behind
+    # records to be read again: a run until caught up would stop without them.
+    a = Assignment()
+    a.assign([("in", 0), ("in", 1)])
+    a.reached_end(("in", 0))
+    a.reached_end(("in", 1))
+    a.rewound([("in", 1)])
+    assert not a.caught_up(False)
+    a.reached_end(("in", 1))
+    assert a.caught_up(False)
+
+
 def test_writing_to_an_own_input_moves_its_partition_off_the_end() -> None:
     a = Assignment({"in"}, lambda _topic: 3)
     a.assign([("in", p) for p in range(3)])

@@ -19,6 +19,7 @@ from eos.engine.batch import BatchRunner
 from eos.engine.breaker import BreakerTripped, CircuitBreaker
 from eos.engine.processor import Processor
 from eos.engine.records import Consumed, Encoded
+from eos.engine.recovery import Recovered
 from eos.engine.redact import Redactor
 from eos.engine.state import StateStore
 from eos.engine.stats import advice
@@ -478,3 +479,19 @@ def test_the_breaker_message_is_scrubbed_of_secrets() -> None:
         processor._process(records)
     assert "hunter2" not in str(info.value)
     assert "login as eos:" in str(info.value)
+
+
+def test_a_recovery_takes_its_partitions_off_their_end() -> None:
+    # Rewound to the committed offsets, the batch in doubt is read again: the ends
+    # reported after it no longer hold, or a run until caught up would stop without it.
+    records = _records([b"a", b"b"])
+    processor, _consumer = _processor(FakeCommitter(lambda _o: None), records)
+    for tp in processor.assignment.partitions:
+        processor.assignment.reached_end(tp)
+
+    def recovered(_batch: list[Consumed], owned: bool = False) -> None:
+        raise Recovered
+
+    processor._process = recovered  # type: ignore[method-assign,assignment]
+    processor._process_batch(records)
+    assert not processor.assignment.caught_up(False)

@@ -107,6 +107,23 @@ def test_new_partitions_are_not_processed_until_their_stores_are_restored() -> N
     assert not rebalance.may_process(_record((B, 1), 7))
 
 
+def test_records_held_for_a_restoring_store_keep_a_run_from_being_caught_up() -> None:
+    client, restorer = Client(), FakeRestorer()
+    rebalance = _rebalance(client, restorer)
+    rebalance.assigned(cast(Consumer, client), [TopicPartition(t, 0) for t in (A, B)])
+    assert not rebalance.may_process(_record((A, 0), 41))
+    # The partition's end comes after its held records, in the same read.
+    rebalance.assignment.reached_end((A, 0))
+    rebalance.assignment.reached_end((B, 0))
+    assert rebalance.holding
+    restorer.done = {0}
+    rebalance.restore_step()
+    assert not rebalance.holding
+    assert not rebalance.assignment.caught_up(False)  # sought back to 41: read again
+    rebalance.assignment.reached_end((A, 0))
+    assert rebalance.assignment.caught_up(False)
+
+
 def test_a_partition_paused_here_is_resumed_when_it_is_revoked() -> None:
     # The client keeps a pause across a revocation and a later assignment: a partition
     # paused here and revoked before its store was ready would come back never fetched.
