@@ -169,6 +169,29 @@ def caught_up(
     return True
 
 
+def only_markers_maybe(
+    committed: Mapping[TP, int],
+    written: Mapping[TP, int],
+    stable: Mapping[TP, int],
+    marked: Iterable[TP],
+) -> dict[TP, int] | None:
+    """When every partition not `caught_up` is a `marked` one with no transaction open,
+    those partitions and their committed offsets: what lies past them may be no records
+    at all, only the markers of several producers' last transactions interleaved (records
+    A, B, then markers A, B) or an aborted transaction, which nobody reads or commits
+    past. A read from the committed offset tells (eos.kafka.lag.without_records). None
+    when some partition is surely behind."""
+    slack = set(marked)
+    doubt: dict[TP, int] = {}
+    for tp, end in written.items():
+        if caught_up(committed, {tp: end}, stable, slack):
+            continue
+        if tp not in slack or stable.get(tp, -1) != end:
+            return None
+        doubt[tp] = max(committed.get(tp, 0), 0)
+    return doubt
+
+
 def processing_moments(
     sent: Mapping[str, tuple[int, float]],
     seen: Mapping[str, float],

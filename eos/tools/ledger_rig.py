@@ -23,6 +23,7 @@ from eos.config import EngineSettings
 from eos.errors import RunFailed
 from eos.kafka.admin import create_topics, metadata
 from eos.kafka.clients import consumer_config, make_admin, make_registry
+from eos.kafka.lag import without_records
 from eos.kafka.offsets import TP, Offsets, total
 from eos.ledger.generator import LoadSpec, produce_payments
 from eos.ledger.settings import LedgerSettings
@@ -30,7 +31,7 @@ from eos.ledger.setup import choose_replication, subjects, topic_specs
 from eos.progress import Progress
 from eos.serde import compat
 from eos.tools.bench_state_procs import Peak, Processor
-from eos.tools.bench_state_report import caught_up
+from eos.tools.bench_state_report import caught_up, only_markers_maybe
 
 __all__ = ["LedgerRig", "TopicSet"]
 
@@ -65,7 +66,8 @@ class LedgerRig:
         self.processors: list[Processor] = []
         self.created: list[TopicSet] = []
         reader = EngineSettings(bootstrap_servers=bootstrap, schema_registry_url=registry_url)
-        self.offsets = Offsets(consumer_config(reader))
+        self.reader = consumer_config(reader)
+        self.offsets = Offsets(self.reader)
 
     def topic_set(self, tag: str) -> TopicSet:
         ledger = LedgerSettings.with_prefix(tag)
@@ -144,6 +146,7 @@ class LedgerRig:
         committed: dict[TP, int] = {}
         written: dict[TP, int] = {}
         stable: dict[TP, int] = {}
+        read_at = 0.0
         while time.monotonic() - started < timeout:
             proc.check(doing)
             committed = self.offsets.committed(ts.engine.group_id, parts)
@@ -154,6 +157,11 @@ class LedgerRig:
             samples.append((now, done))
             if caught_up(committed, written, stable, credits):
                 return samples, now
+            doubt = only_markers_maybe(committed, written, stable, credits)
+            if doubt and now - read_at >= 1.0:
+                read_at = now
+                if without_records(self.reader, doubt, written) >= set(doubt):
+                    return samples, now
             if expected and done > 0:
                 # From the first progress: a restore before it would skew rate and ETA.
                 progress = progress or Progress(f"{doing} (payments + credit legs)", expected)

@@ -25,6 +25,7 @@ from eos.tools.bench_state_report import (
     caught_up,
     compaction_pending_mb,
     full_restore,
+    only_markers_maybe,
     parse_restore_line,
     processing_moments,
     render,
@@ -159,6 +160,21 @@ def test_not_caught_up_while_a_transactional_partition_awaits_its_marker() -> No
     cred = ("credits", 0)
     assert not caught_up({cred: 50}, {cred: 51}, {cred: 50}, marked=[cred])
     assert caught_up({cred: 52}, {cred: 53}, {cred: 53}, marked=[cred])
+
+
+def test_two_producers_trailing_markers_are_left_to_a_read_to_judge() -> None:
+    # Two processors' last transactions on one credits partition: records A (48), B
+    # (49), then markers A (50), B (51). The group committed 50 after reading B's record:
+    # two past it, nothing to read, and nobody will ever commit further.
+    pay, cred = ("payments", 0), ("credits", 0)
+    written, stable = {pay: 100, cred: 52}, {cred: 52}
+    committed = {pay: 100, cred: 50}
+    assert not caught_up(committed, written, stable, marked=[cred])
+    assert only_markers_maybe(committed, written, stable, [cred]) == {cred: 50}
+    # A transaction still open, or an input partition behind: surely not caught up.
+    assert only_markers_maybe(committed, written, {cred: 49}, [cred]) is None
+    assert only_markers_maybe({**committed, pay: 99}, written, stable, [cred]) is None
+    assert only_markers_maybe({pay: 100, cred: 51}, written, stable, [cred]) == {}
 
 
 def test_full_restore_prefers_the_log_and_falls_back_to_spawn_to_processing() -> None:
