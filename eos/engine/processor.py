@@ -137,8 +137,9 @@ class Processor:
                     self.stats.batch_started()
                     self._process_batch(batch)
                 self._progress.maybe()
-                held = self.rebalance.holding  # records held for a store are still to come
-                if self.until_caught_up and not held and self.assignment.caught_up(bool(batch)):
+                if self.until_caught_up and (
+                    not self.rebalance.holding and self.assignment.caught_up(bool(batch))
+                ):
                     log.info("caught up with all assigned partitions; stopping")
                     break
         except Stopping:

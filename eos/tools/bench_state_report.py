@@ -179,8 +179,8 @@ def only_markers_maybe(
     those partitions and their committed offsets: what lies past them may be no records
     at all, only the markers of several producers' last transactions interleaved (records
     A, B, then markers A, B) or an aborted transaction, which nobody reads or commits
-    past. A read from the committed offset tells (eos.kafka.lag.without_records). None
-    when some partition is surely behind."""
+    past. A read from the committed offset tells (eos.kafka.lag.without_records). Empty
+    when every partition is `caught_up`; None when some partition is surely behind."""
     slack = set(marked)
     doubt: dict[TP, int] = {}
     for tp, end in written.items():
