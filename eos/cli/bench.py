@@ -32,6 +32,13 @@ __all__ = ["bench", "bench_ledger", "bench_state", "chaos", "demo"]
 @click.option("--latency-rate", type=int, default=5_000, show_default=True, help="Events/s.")
 @click.option("--latency-seconds", type=float, default=10.0, show_default=True)
 @click.option(
+    "--latency-warmup",
+    type=click.FloatRange(min=0),
+    default=2.0,
+    show_default=True,
+    help="Seconds streamed before the measured ones, not counted (start-up costs).",
+)
+@click.option(
     "--batch-max-records",
     type=int,
     default=None,
@@ -55,6 +62,7 @@ def bench(
     modes: str,
     latency_rate: int,
     latency_seconds: float,
+    latency_warmup: float,
     batch_max_records: int | None,
     batch_max_ms: int | None,
     out: Path,
@@ -85,6 +93,7 @@ def bench(
         modes=tuple(chosen),
         latency_rate=latency_rate,
         latency_seconds=latency_seconds,
+        latency_warmup_seconds=latency_warmup,
         batch_max_records=batch_max_records,
         batch_max_ms=batch_max_ms,
         out=out,

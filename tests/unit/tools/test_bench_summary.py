@@ -5,7 +5,11 @@ from __future__ import annotations
 
 import importlib
 
+import pytest
+
+from eos.errors import RunFailed
 from eos.tools.bench import MODES, BenchOptions, bars, summarize
+from eos.tools.bench_load import latency_figures
 
 
 def _run(rate: float) -> dict[str, float]:
@@ -37,3 +41,19 @@ def test_the_bars_read_the_medians() -> None:
 
 def test_the_command_offers_the_modes_the_bench_runs() -> None:
     assert importlib.import_module("eos.cli.bench").MODES == MODES
+
+
+def test_latency_leaves_the_warm_up_out_and_shows_its_worst() -> None:
+    seen = {n: 10.0 + n % 100 for n in range(1_000)}
+    seen.update({n: 900.0 - n for n in range(50)})  # a processor's first batch
+    lat = latency_figures(seen, warmup=100)
+    assert lat.samples == 900
+    assert (lat.p50, lat.p99) == (60.0, 109.0)
+    assert lat.warmup_max == 900.0
+    counted = latency_figures(seen, warmup=0)
+    assert counted.p99 > 800 and counted.warmup_max is None
+
+
+def test_a_latency_phase_with_nothing_past_the_warm_up_fails() -> None:
+    with pytest.raises(RunFailed, match="warm-up"):
+        latency_figures({0: 5.0}, warmup=1)
