@@ -195,11 +195,11 @@ def read_payload(
     extra = trailing(payload)
     if extra:
         raise DecodeError("MALFORMED_AVRO", f"{extra} trailing bytes after the record")
-    canonical_only, has_union = _traits(writer)
-    if canonical_only and (
-        has_union or _long_varint(payload.getvalue() if whole is None else whole, start)
-    ):
-        _check_canonical(payload, start, writer, value if reader is None else None)
+    canonical_only, indexed = _traits(writer)
+    if canonical_only:
+        data = payload.getvalue() if whole is None else whole
+        if _long_varint(data, start) or _negative_index_maybe(data, start, indexed):
+            _check_canonical(payload, start, writer, value if reader is None else None)
     return value
 
 
@@ -217,6 +217,21 @@ def _long_varint(data: bytes, start: int) -> bool:
         return False
     shape = data.translate(_CLASSES)
     return shape.find(_PADDED, start) >= 0 or shape.find(_NINE_HIGH, start) >= 0
+
+
+# A negative index -i (1 <= i <= 64) is the one byte 2i - 1, and one of a union or enum
+# of n choices lies in -n..-1 (any other fails to read). A payload with none of those
+# bytes holds no negative index (a padded one is a long varint, found above), so it need
+# not be written back to be checked. Past 64 choices, or with a boolean (whose bad bytes,
+# 2 to 255, no search can tell from the data's), every payload is written back.
+_ODD = [bytes([2 * i + 1]) for i in range(64)]
+ALWAYS = len(_ODD) + 1
+
+
+def _negative_index_maybe(data: bytes, start: int, choices: int) -> bool:
+    if choices >= ALWAYS:
+        return True
+    return any(data.find(_ODD[i], start) >= 0 for i in range(choices))
 
 
 def _check_canonical(payload: io.BytesIO, start: int, writer: Any, value: Any) -> None:
@@ -241,32 +256,39 @@ def _check_canonical(payload: io.BytesIO, start: int, writer: Any, value: Any) -
 
 # Per parsed schema (by identity, the schema kept so that a reused id is noticed): its
 # traits, worked out once, since each is asked for every record.
-_TRAITS: dict[int, tuple[Any, tuple[bool, bool]]] = {}
+_TRAITS: dict[int, tuple[Any, tuple[bool, int]]] = {}
 # Types a valid writer may encode in more than one way (arrays and maps in blocks, float
 # NaN payloads): a record holding them is not checked byte for byte.
 _SEVERAL_ENCODINGS = {"array", "map", "float", "double"}
 
 
-def _traits(schema: Any) -> tuple[bool, bool]:
+def _traits(schema: Any) -> tuple[bool, int]:
     """Whether every valid encoding of a value of `schema` is the one fastavro writes,
-    and whether it holds a union."""
+    and the most choices of its unions and enums (ALWAYS with a boolean; 0: none)."""
     cached = _TRAITS.get(id(schema))
     if cached is not None and cached[0] is schema:
         return cached[1]
     text = json.dumps(schema)
-    answer = (not any(f'"{t}"' in text for t in _SEVERAL_ENCODINGS), _union_in(schema))
+    answer = (not any(f'"{t}"' in text for t in _SEVERAL_ENCODINGS), _choices(schema))
     _TRAITS[id(schema)] = (schema, answer)
     return answer
 
 
-def _union_in(schema: Any) -> bool:
+def _choices(schema: Any) -> int:
+    """The most choices of a union or enum in `schema`; ALWAYS when it has a boolean,
+    which fastavro reads from any byte."""
+    if schema == "boolean":
+        return ALWAYS
     if isinstance(schema, list):
-        return True
+        return max([len(schema), *(_choices(t) for t in schema)])
     if isinstance(schema, dict):
+        if schema.get("type") == "enum":
+            return len(schema.get("symbols", ()))
         types = [schema.get("type"), schema.get("items"), schema.get("values")]
         types += [f.get("type") for f in schema.get("fields", [])]
-        return any(_union_in(t) for t in types if t is not None)
-    return False
+        types += schema.get("__named_schemas", {}).values()  # where names used twice live
+        return max([0, *(_choices(t) for t in types if t is not None)])
+    return 0
 
 
 MESSAGE_MAX = 300  # a schema mismatch names both whole schemas: enough to tell which

@@ -149,19 +149,48 @@ def test_a_plain_record_with_non_ascii_text_reads() -> None:
     assert _read_plain(data) == {"minor": -300, "note": note, "count": 0}
 
 
-@settings(max_examples=3000, deadline=None)
-@given(st.binary(max_size=40))
-def test_skipping_the_write_back_changes_no_verdict(data: bytes) -> None:
-    """Any bytes: read as now, and read with the write-back check always made, give the
-    same value or the same refusal."""
+CHOICES = fastavro.parse_schema(
+    {
+        "type": "record",
+        "name": "Choices",
+        "fields": [
+            {"name": "side", "type": {"type": "enum", "name": "Side", "symbols": ["D", "C"]}},
+            {"name": "note", "type": ["null", "string", "long"]},
+            {"name": "again", "type": "Side"},
+            {"name": "minor", "type": "long"},
+        ],
+    }
+)
+SIDE = fastavro.parse_schema(
+    {
+        "type": "record",
+        "name": "Posting",
+        "fields": [
+            {"name": "minor", "type": "long"},
+            {"name": "side", "type": {"type": "enum", "name": "Side", "symbols": ["D", "C"]}},
+        ],
+    }
+)
+FLAG = fastavro.parse_schema(
+    {
+        "type": "record",
+        "name": "Flag",
+        "fields": [{"name": "minor", "type": "long"}, {"name": "on", "type": "boolean"}],
+    }
+)
+
+
+def _verdicts(schema: Any, data: bytes) -> tuple[Any, Any]:
+    """`data` read by read_payload, and read with the write-back check always made: the
+    value, or "refused"."""
 
     def full(raw: bytes) -> Any:
         buf = io.BytesIO(raw)
-        value = fastavro.schemaless_reader(buf, PLAIN, None)
+        value = fastavro.schemaless_reader(buf, schema, None)
         if buf.read():
             raise DecodeError("MALFORMED_AVRO", "trailing")
         again = io.BytesIO()
-        fastavro.schemaless_writer(again, PLAIN, value)
+        fastavro.schemaless_writer(again, schema, value)
         if again.getvalue() != raw:
             raise DecodeError("MALFORMED_AVRO", "not canonical")
         return value
@@ -171,7 +200,39 @@ def test_skipping_the_write_back_changes_no_verdict(data: bytes) -> None:
     except Exception:
         expected = "refused"
     try:
-        got: Any = _read_plain(data)
+        got: Any = read_payload(io.BytesIO(data), schema)
     except DecodeError:
         got = "refused"
+    return got, expected
+
+
+@settings(max_examples=3000, deadline=None)
+@given(st.binary(max_size=40))
+def test_skipping_the_write_back_changes_no_verdict(data: bytes) -> None:
+    """Any bytes: read as now, and read with the write-back check always made, give the
+    same value or the same refusal."""
+    got, expected = _verdicts(PLAIN, data)
     assert got == expected
+
+
+@settings(max_examples=3000, deadline=None)
+@given(st.binary(max_size=24))
+def test_unions_enums_and_booleans_get_the_same_verdict_as_a_write_back(data: bytes) -> None:
+    for schema in (CHOICES, SIDE, FLAG):
+        got, expected = _verdicts(schema, data)
+        assert got == expected
+
+
+@pytest.mark.parametrize(
+    ("schema", "data"),
+    [
+        (CHOICES, _varint(-1) + _varint(0) + _varint(0) + _varint(5)),  # enum index -1
+        (CHOICES, _varint(0) + _varint(-3) + _varint(7) + _varint(0) + _varint(5)),
+        (SIDE, _varint(5) + _varint(-2)),  # no union: checked all the same
+        (FLAG, _varint(5) + b"\x02"),  # a boolean is the byte 0 or 1
+    ],
+    ids=["negative-enum-index", "negative-union-index", "enum-only", "boolean-of-2"],
+)
+def test_an_index_or_boolean_avro_does_not_allow_is_malformed(schema: Any, data: bytes) -> None:
+    with pytest.raises(DecodeError, match="MALFORMED_AVRO"):
+        read_payload(io.BytesIO(data), schema)
