@@ -25,14 +25,19 @@ class Consumed(NamedTuple):
 
     @classmethod
     def from_message(cls, msg: Message) -> Consumed:
-        return cls(
-            msg.topic() or "",
-            msg.partition() or 0,
-            msg.offset() or 0,
-            msg.timestamp()[1],
-            msg.key(),
-            msg.value(),
-            _headers(msg),
+        # tuple.__new__: every field given, so the generated __new__ (keywords,
+        # defaults) is not needed, and this runs once per record.
+        return tuple.__new__(
+            cls,
+            (
+                msg.topic() or "",
+                msg.partition() or 0,
+                msg.offset() or 0,
+                msg.timestamp()[1],
+                msg.key(),
+                msg.value(),
+                _headers(msg),
+            ),
         )
 
     @property
