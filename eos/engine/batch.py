@@ -116,9 +116,11 @@ class BatchRunner:
         self._stores = stores
         self._fallback_encoder = fallback_encoder
         self._topics = topics
+        self._exists: set[str] = set()  # output topics found to exist in this batch
 
     def topics_changed(self) -> None:
         """A produce said a topic is gone: check destinations afresh."""
+        self._exists.clear()
         if self._topics is not None:
             self._topics.forget()
 
@@ -135,6 +137,7 @@ class BatchRunner:
         stores = self._stores
         for store in stores:
             store.begin_batch()
+        self._exists.clear()
         one, extend = self._one, result.outputs.extend
         for rec in records:
             # Most batches have no earlier failures: no key to build per record then.
@@ -181,7 +184,8 @@ class BatchRunner:
 
     def _encode(self, out: OutputRecord) -> Encoded:
         topic, key, value, headers = out
-        self._check_topic(topic)
+        if topic not in self._exists:
+            self._check_topic(topic)
         if isinstance(key, str):
             key = key.encode("utf-8")
         if value is not None and not isinstance(value, bytes):
@@ -192,8 +196,10 @@ class BatchRunner:
         return _new(Encoded, (topic, key, value, encoded, -1))
 
     def _check_topic(self, topic: str) -> None:
+        """Whether an output topic exists, asked once per batch and topic."""
         if self._topics is not None and not self._topics(topic):
             raise UnknownTopic(f"output topic {topic!r} does not exist")
+        self._exists.add(topic)
 
     def _encoder(self, topic: str) -> AvroEncoder:
         encoder = self._encoders.get(topic)

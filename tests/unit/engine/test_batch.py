@@ -106,3 +106,48 @@ def test_an_output_value_that_is_not_bytes_needs_an_output_contract() -> None:
     [failure] = result.failures
     assert failure.reason == "PERMANENT"
     assert "no output contract" in str(failure.error)
+
+
+class _Topics:
+    """Output topics that exist, counting the questions."""
+
+    def __init__(self, existing: set[str]) -> None:
+        self.existing = existing
+        self.asked: list[str] = []
+        self.forgotten = 0
+
+    def __call__(self, topic: str) -> bool:
+        self.asked.append(topic)
+        return topic in self.existing
+
+    def forget(self) -> None:
+        self.forgotten += 1
+
+
+def test_an_output_topic_is_asked_after_once_per_batch() -> None:
+    topics = _Topics({"out"})
+    runner = BatchRunner(transform, {"in": None}, {}, 3, topics=topics)
+    result = runner.run([_rec(i, b"v") for i in range(4)], {})
+    assert len(result.outputs) == 4 and topics.asked == ["out"]
+    runner.run([_rec(9, b"v")], {})
+    assert topics.asked == ["out", "out"]  # a new batch asks again
+
+
+def test_an_output_topic_gone_fails_its_records_and_is_asked_after_each_time() -> None:
+    topics = _Topics(set())
+    runner = BatchRunner(transform, {"in": None}, {}, 3, topics=topics)
+    result = runner.run([_rec(0, b"a"), _rec(1, b"b")], {})
+    assert [f.reason for f in result.failures] == ["UNKNOWN_TOPIC", "UNKNOWN_TOPIC"]
+    assert topics.asked == ["out", "out"]  # a missing topic is not remembered as there
+    topics.existing.add("out")
+    assert runner.run([_rec(2, b"c")], {}).failures == []
+
+
+def test_a_topic_said_gone_by_a_produce_is_asked_after_again() -> None:
+    topics = _Topics({"out"})
+    runner = BatchRunner(transform, {"in": None}, {}, 3, topics=topics)
+    runner.run([_rec(0, b"a")], {})
+    runner.topics_changed()
+    topics.existing.clear()
+    assert topics.forgotten == 1
+    assert [f.reason for f in runner.run([_rec(1, b"b")], {}).failures] == ["UNKNOWN_TOPIC"]
