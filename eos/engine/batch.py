@@ -90,6 +90,8 @@ class BatchResult:
 
     def outcomes(self) -> list[bool]:
         """Per record, whether it was dead-lettered (for the circuit breaker)."""
+        if not self.failures:
+            return [False] * len(self.records)
         failed = {id(f.record) for f in self.failures}
         return [id(r) in failed for r in self.records]
 

@@ -63,6 +63,10 @@ class CircuitBreaker:
         """
         recent = deque(self._recent, maxlen=self._recent.maxlen)
         consecutive = self._consecutive
+        if True not in outcomes:  # no failure: no run of them to count, record by record
+            recent.extend(outcomes)
+            consecutive = consecutive if not outcomes else 0
+            outcomes = ()
         for failed in outcomes:
             recent.append(failed)
             consecutive = consecutive + 1 if failed else 0

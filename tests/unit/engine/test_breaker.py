@@ -72,3 +72,20 @@ def test_healthy_traffic_never_trips() -> None:
         breaker.check([rng.random() < 0.1 for _ in range(100)], "PERMANENT")
     for _ in range(20):
         breaker.check([False] * 500, "")
+
+
+def test_a_batch_of_successes_ends_a_run_of_failures() -> None:
+    breaker = CircuitBreaker(window=1000, max_ratio=1.0, min_records=10_000, max_consecutive=5)
+    breaker.check([True] * 4, "PERMANENT")
+    breaker.check([False] * 3, "")
+    breaker.check([True] * 4, "PERMANENT")  # 4 in a row again, not 8
+    breaker.check([], "")  # an empty batch changes nothing
+    with pytest.raises(BreakerTripped, match="5 consecutive"):
+        breaker.check([True], "PERMANENT")
+
+
+def test_a_batch_of_successes_can_bring_the_window_to_a_verdict() -> None:
+    breaker = CircuitBreaker(window=100, max_ratio=0.5, min_records=10, max_consecutive=1000)
+    breaker.check([True] * 8, "PERMANENT")  # fewer than min_records: no verdict yet
+    with pytest.raises(BreakerTripped, match="8 of the last 10 records failed"):
+        breaker.check([False] * 2, "")
