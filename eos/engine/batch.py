@@ -6,9 +6,9 @@ records produced which outputs and which go to the dead-letter topic.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 from eos.engine.api import (
     NO_HEADERS,
@@ -21,6 +21,7 @@ from eos.engine.api import (
 from eos.engine.dlq import Failure
 from eos.engine.records import Consumed, Encoded
 from eos.serde.avro import (
+    NOT_CACHED,
     AvroDecoder,
     AvroEncoder,
     DecodeError,
@@ -30,6 +31,8 @@ from eos.serde.avro import (
 )
 
 RecordKey = tuple[str, int, int]
+AHEAD_STEP = 100  # records decoded ahead between looks at whether the commit is back
+AHEAD_MAX = 20_000  # values decoded ahead, at most (the intake reads 8 batches ahead)
 # Builds a NamedTuple from a tuple of every field without its generated __new__, which
 # takes keywords and defaults: half the cost, paid twice per record.
 _new = tuple.__new__
@@ -119,6 +122,9 @@ class BatchRunner:
         self._fallback_encoder = fallback_encoder
         self._topics = topics
         self._exists: set[str] = set()  # output topics found to exist in this batch
+        # Values decoded ahead (decode_ahead), by id of their record, with the record
+        # itself: kept alive, so its id cannot be reused while the entry lasts.
+        self._ahead: dict[int, tuple[Consumed, Any]] = {}
 
     def topics_changed(self) -> None:
         """A produce said a topic is gone: check destinations afresh."""
@@ -172,12 +178,43 @@ class BatchRunner:
                     store.end_record(ok)
         for store in stores:
             extend(store.changelog_records())
+        if len(self._ahead) >= AHEAD_MAX:
+            self._ahead.clear()  # what is left was dropped unprocessed (a rebalance)
         return result
+
+    def decode_ahead(self, records: Sequence[Consumed]) -> Iterator[None]:
+        """Decode `records` (those of the next batches) now, a step of AHEAD_STEP records
+        at a time, for `run` to take when it reaches them: work for a thread that waits
+        on a commit. Decoding is a function of the record's bytes and writer schema, so a
+        value decoded ahead is the one `run` would decode; only what decodes, without
+        asking the registry, is kept. Each value is taken once (a batch redone decodes
+        again)."""
+        ahead = self._ahead
+        if not any(self._decoders.values()):
+            return  # raw bytes in: nothing to decode
+        for start in range(0, len(records), AHEAD_STEP):
+            if len(ahead) >= AHEAD_MAX:
+                return
+            for rec in records[start : start + AHEAD_STEP]:
+                decoder = self._decoders.get(rec.topic)
+                if decoder is None or id(rec) in ahead:
+                    continue
+                try:
+                    value = decoder.decode(rec.value, cached_only=True)
+                except Exception:  # `run` decodes it again and says why
+                    continue
+                if value is not NOT_CACHED:
+                    ahead[id(rec)] = (rec, value)
+            yield
 
     def _one(self, rec: Consumed) -> list[Encoded]:
         topic, partition, offset, timestamp_ms, key, raw, raw_headers = rec
         decoder = self._decoders.get(topic)
-        value = raw if decoder is None else decoder.decode(raw)
+        done = self._ahead.pop(id(rec), None) if self._ahead else None
+        if done is not None and done[0] is rec:
+            value = done[1]
+        else:
+            value = raw if decoder is None else decoder.decode(raw)
         headers = dict(raw_headers) if raw_headers else NO_HEADERS
         record = _new(
             InputRecord, (topic, partition, offset, timestamp_ms, key, value, headers, raw)

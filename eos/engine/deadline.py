@@ -33,12 +33,20 @@ class Overdue(Exception):
         self.what = what
 
 
-def call_within(fn: Callable[[], T], seconds: float, what: str) -> T:
+def call_within(
+    fn: Callable[[], T],
+    seconds: float,
+    what: str,
+    meanwhile: Callable[[], Iterator[None]] | None = None,
+) -> T:
     """`fn()` on a worker thread; Overdue when it has not returned after `seconds`.
 
     The worker is a daemon thread: a call stuck inside the client stays stuck there,
     abandoned, without keeping the process from exiting. The caller must then stop using
-    whatever object the call was made on (it may still change state)."""
+    whatever object the call was made on (it may still change state).
+
+    `meanwhile`: work for this thread while it waits, in steps (each `next` a short one),
+    taken until the call returns or the work runs out. It must not touch what `fn` uses."""
     result: list[T] = []
     failure: list[BaseException] = []
     done = threading.Event()
@@ -52,7 +60,15 @@ def call_within(fn: Callable[[], T], seconds: float, what: str) -> T:
             done.set()
 
     threading.Thread(target=work, name=f"eos-{what}", daemon=True).start()
-    if not done.wait(seconds):
+    left = seconds
+    if meanwhile is not None:
+        end = time.monotonic() + seconds
+        for _step in meanwhile():
+            if done.is_set() or time.monotonic() >= end:
+                break
+            time.sleep(0)  # lets the worker take the GIL if its call is back
+        left = max(end - time.monotonic(), 0.0)
+    if not done.wait(left):
         raise Overdue(what, seconds)
     if failure:
         raise failure[0]

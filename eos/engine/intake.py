@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable, Iterable
+from itertools import islice
 
 from confluent_kafka import Consumer, KafkaError, TopicPartition
 
@@ -78,6 +79,13 @@ class Intake:
         taken = fair_share(self._queues, limit)
         self._queued -= len(taken)
         return self._rebalance.assignment.owned(taken)
+
+    def upcoming(self, limit: int) -> list[Consumed]:
+        """Records the next batch is likely to take (a fair share of `limit` from each
+        partition's queue), left queued: for work done on them ahead."""
+        parts = [q for q in self._queues.values() if q]
+        share = max(limit // max(len(parts), 1), 1)
+        return [rec for q in parts for rec in islice(q, share)]
 
     def _missing(self) -> bool:
         """Some assigned partition has nothing queued: reading on may find its records

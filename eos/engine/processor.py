@@ -90,6 +90,7 @@ class Processor:
         self._stop = stop or threading.Event()
         self._pace = BatchPace(settings.batch_max_records, settings.batch_target_ms / 1000)
         self._intake = Intake(consumer, self.rebalance, self._consumer_error)
+        committer.meanwhile = lambda: runner.decode_ahead(self._intake.upcoming(self._pace.limit))
         self._members = MemberIds(consumer)
         self._recovery = Recovery(
             committer,
@@ -199,8 +200,7 @@ class Processor:
             log.warning("consumer: %s", err.str())
 
     def _process_batch(self, batch: list[Consumed]) -> None:
-        # Recovered: rewound to the committed offsets, so what was not committed is read
-        # again; the batch in hand and the records read ahead are dropped.
+        # Recovered: rewound to the committed offsets; what was read ahead is read again.
         try:
             with self._pace.timing(len(batch)):
                 self._process(batch, owned=True)  # the intake just filtered it

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from typing import Protocol, TypeVar
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
@@ -81,6 +81,9 @@ class ProducerLost(Exception):
 
 
 class Committer(Protocol):
+    # Work for the thread while a commit waits on the cluster (see call_within).
+    meanwhile: Callable[[], Iterator[None]] | None
+
     def init(self) -> None: ...
     def commit(self, offsets: Sequence[TopicPartition], outputs: Sequence[Encoded]) -> None: ...
     def abort(self) -> None: ...
@@ -111,6 +114,7 @@ class TransactionalCommitter:
         self._open = False
         self._in_doubt = False  # a commit whose outcome we do not know
         self._began = 0.0
+        self.meanwhile: Callable[[], Iterator[None]] | None = None
         # Producers given up on while a call may still run inside them: kept referenced,
         # since destroying one from this thread could block on that call.
         self._abandoned: list[Producer] = []
@@ -159,6 +163,10 @@ class TransactionalCommitter:
            times out is asked again until the transaction's time is up, never aborted,
            since it may already have succeeded; past that the producer is lost and its
            successor settles the outcome.
+
+        While 3 and 4 wait on the cluster, this thread works at `meanwhile` (the
+        processor decodes the next batch's records): work that touches neither the
+        producer nor the consumer, so it cannot change what this transaction holds.
         """
         producer = self.producer
         self._call("begin_transaction", producer.begin_transaction)
@@ -170,6 +178,7 @@ class TransactionalCommitter:
             "send_offsets_to_transaction",
             lambda: producer.send_offsets_to_transaction(list(offsets), group, -1),
             deadline_s=min(self._remaining(), SEND_OFFSETS_S),
+            meanwhile=self.meanwhile,
         )
         self._in_doubt = True
         self._call(
@@ -177,6 +186,7 @@ class TransactionalCommitter:
             lambda: producer.commit_transaction(-1),
             budget=self._remaining(),  # then ProducerLost: the successor settles it
             deadline_s=self._remaining(),
+            meanwhile=self.meanwhile,
         )
         self._open = self._in_doubt = False
         producer.poll(0)  # delivery reports not yet served (all are in: it flushed)
@@ -239,17 +249,19 @@ class TransactionalCommitter:
         fn: Callable[[], T],
         budget: float | None = RETRY_BUDGET_S,
         deadline_s: float | None = None,
+        meanwhile: Callable[[], Iterator[None]] | None = None,
     ) -> T:
         """Call `fn`, retrying retriable errors with growing pauses for `budget` seconds
         (None: until it succeeds or fails otherwise), each call bounded by `deadline_s`
-        (None: a local call that cannot block). A stop request ends the retries."""
+        (None: a local call that cannot block), `meanwhile` worked at as it waits. A stop
+        request ends the retries."""
         deadline = None if budget is None else time.monotonic() + budget
         pause, longest = RETRY_PAUSE_S
         while True:
             try:
                 if deadline_s is None:
                     return fn()
-                return call_within(fn, deadline_s, step)
+                return call_within(fn, deadline_s, step, meanwhile)
             except Overdue as exc:
                 raise ProducerLost(step, f"no answer within {deadline_s:.0f}s") from exc
             except KafkaException as exc:
@@ -284,6 +296,7 @@ class AtLeastOnceCommitter:
         self._producer = producer
         self._consumer = consumer
         self._errors: list[KafkaError] = []
+        self.meanwhile: Callable[[], Iterator[None]] | None = None  # its waits are not filled
 
     def init(self) -> None:
         pass

@@ -22,6 +22,7 @@ from eos.serde.registry import RegistryUnavailable, schema_str, subjects_of
 from eos.serde.wire import DecodeError, WriterSchemas, frame, split, trailing
 
 __all__ = [
+    "NOT_CACHED",
     "AvroContract",
     "AvroDecoder",
     "AvroEncoder",
@@ -67,6 +68,9 @@ class SchemaNotRegistered(TransientError):
     registered it (yet). Waited for at run time; a configuration error at start."""
 
 
+NOT_CACHED = object()  # see AvroDecoder.decode
+
+
 class AvroDecoder:
     """Decodes one input topic's values into dicts or the contract's pydantic model."""
 
@@ -80,8 +84,12 @@ class AvroDecoder:
         self._subject = subject
         self._writers: WriterSchemas[Any] = WriterSchemas(self._writer)
 
-    def decode(self, data: bytes | None) -> Any:
+    def decode(self, data: bytes | None, cached_only: bool = False) -> Any:
+        """The value of `data`. `cached_only`: NOT_CACHED rather than ask the registry for
+        a writer schema not fetched before (a caller decoding ahead must not block)."""
         schema_id, buf = split(data)
+        if cached_only and not self._writers.known(schema_id):
+            return NOT_CACHED
         writer = self._writers.get(schema_id)
         reader = None if writer is self._contract.parsed else self._contract.parsed
         value = read_payload(buf, writer, reader, data)

@@ -81,6 +81,10 @@ class WriterSchemas(Generic[T]):
         self._known: dict[int, T] = {}
         self._unknown: dict[int, tuple[float, DecodeError]] = {}
 
+    def known(self, schema_id: int) -> bool:
+        """Whether `get` answers `schema_id` from what it holds, asking no one."""
+        return schema_id in self._known
+
     def get(self, schema_id: int) -> T:
         try:
             return self._known[schema_id]

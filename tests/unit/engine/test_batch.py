@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Any, cast
+
 import pytest
 
 from eos.engine.api import InputRecord, OutputRecord, PermanentError, TransientError
 from eos.engine.batch import BatchRunner, RecordTransient, RecordUnexpected, key_of
 from eos.engine.records import Consumed
+from eos.serde.avro import NOT_CACHED, DecodeError
 
 
 def _rec(offset: int, value: bytes, partition: int = 0) -> Consumed:
@@ -151,3 +154,73 @@ def test_a_topic_said_gone_by_a_produce_is_asked_after_again() -> None:
     topics.existing.clear()
     assert topics.forgotten == 1
     assert [f.reason for f in runner.run([_rec(1, b"b")], {}).failures] == ["UNKNOWN_TOPIC"]
+
+
+class _Decoder:
+    """Upper-cases values; refuses b"bad"; knows writer schemas only once `known`."""
+
+    def __init__(self, known: bool = True) -> None:
+        self.known = known
+        self.calls: list[tuple[bytes, bool]] = []
+
+    def decode(self, data: bytes, cached_only: bool = False) -> Any:
+        self.calls.append((data, cached_only))
+        if cached_only and not self.known:
+            return NOT_CACHED
+        if data == b"bad":
+            raise DecodeError("MALFORMED_AVRO", "not Avro")
+        return data.upper()
+
+
+def _decoding(decoder: _Decoder) -> BatchRunner:
+    def echo(record: InputRecord) -> list[OutputRecord]:
+        return [OutputRecord("out", record.key, record.value)]
+
+    return BatchRunner(echo, {"in": cast(Any, decoder)}, {}, 3)
+
+
+def test_values_decoded_ahead_are_taken_by_their_batch_once() -> None:
+    decoder = _Decoder()
+    runner = _decoding(decoder)
+    records = [_rec(i, b"v%d" % i) for i in range(250)]
+    assert len(list(runner.decode_ahead(records))) == 3  # steps of AHEAD_STEP
+    assert len(decoder.calls) == 250
+    result = runner.run(records, {})
+    assert [o.value for o in result.outputs] == [b"V%d" % i for i in range(250)]
+    assert len(decoder.calls) == 250  # nothing decoded twice
+    runner.run(records, {})  # a batch redone decodes again
+    assert len(decoder.calls) == 500
+
+
+def test_a_record_that_fails_ahead_is_decoded_again_and_dead_lettered_for_it() -> None:
+    decoder = _Decoder()
+    runner = _decoding(decoder)
+    records = [_rec(0, b"a"), _rec(1, b"bad")]
+    list(runner.decode_ahead(records))
+    result = runner.run(records, {})
+    [failure] = result.failures
+    assert failure.record is records[1] and failure.reason == "MALFORMED_AVRO"
+    assert decoder.calls == [(b"a", True), (b"bad", True), (b"bad", False)]
+
+
+def test_nothing_is_decoded_ahead_that_would_ask_the_registry() -> None:
+    decoder = _Decoder(known=False)
+    runner = _decoding(decoder)
+    records = [_rec(0, b"a")]
+    list(runner.decode_ahead(records))
+    assert [o.value for o in runner.run(records, {}).outputs] == [b"A"]
+    assert decoder.calls == [(b"a", True), (b"a", False)]
+
+
+def test_a_value_decoded_ahead_goes_to_its_own_record_only() -> None:
+    decoder = _Decoder()
+    runner = _decoding(decoder)
+    first = _rec(0, b"a")
+    list(runner.decode_ahead([first]))
+    again = Consumed(*first)  # read again after a rewind: another record object
+    runner.run([again], {})
+    assert decoder.calls == [(b"a", True), (b"a", False)]
+
+
+def test_raw_bytes_in_are_not_decoded_ahead() -> None:
+    assert list(_runner().decode_ahead([_rec(0, b"a")])) == []

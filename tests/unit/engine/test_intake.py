@@ -158,3 +158,15 @@ def test_a_record_after_its_partitions_end_in_one_read_clears_the_end() -> None:
     intake = Intake(consumer, rebalance, on_error)
     assert [r.offset for r in intake.next(10, 0)] == [0, 1]
     assert not assignment.caught_up(False)  # offset 1 came after the end was reported
+
+
+def test_upcoming_records_are_a_share_of_each_queue_left_in_place() -> None:
+    intake, _ = _intake([(0, 3000), (1, 3000)], partitions=2)
+    intake.next(1000, 0.0)
+    queued = intake.queued
+    upcoming = intake.upcoming(1000)
+    assert {p: len(o) for p, o in _by_partition(upcoming).items()} == {0: 500, 1: 500}
+    assert intake.queued == queued
+    following = intake.next(1000, 0.0)
+    assert [r.offset for r in upcoming] == [r.offset for r in following]
+    assert all(a is b for a, b in zip(upcoming, following, strict=True))

@@ -6,7 +6,7 @@ the way the test says; the consumer only serves the calls a held batch makes.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, cast
 
 import pytest
@@ -89,12 +89,15 @@ class FakeCommitter:
         self.failed = 0
         self.aborts = 0
         self.open = False
+        self.meanwhile: Callable[[], Iterator[None]] | None = None
 
     def init(self) -> None:
         pass
 
     def commit(self, offsets: Sequence[TopicPartition], outputs: Sequence[Encoded]) -> None:
         assert not self.open, "a failed transaction was not aborted before the next"
+        for _step in self.meanwhile() if self.meanwhile else ():
+            pass  # a commit waits: the processor's work for the wait is done
         error_class = self.fails(outputs)
         if error_class is not None:
             self.failed += 1
