@@ -6,6 +6,7 @@ records produced which outputs and which go to the dead-letter topic.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -31,8 +32,7 @@ from eos.serde.avro import (
 )
 
 RecordKey = tuple[str, int, int]
-AHEAD_STEP = 100  # records decoded ahead between looks at whether the commit is back
-AHEAD_MAX = 20_000  # values decoded ahead, at most (the intake reads 8 batches ahead)
+AHEAD_STEP_S = 0.001  # decoding ahead between looks at whether the commit is back
 # Builds a NamedTuple from a tuple of every field without its generated __new__, which
 # takes keywords and defaults: half the cost, paid twice per record.
 _new = tuple.__new__
@@ -178,34 +178,36 @@ class BatchRunner:
                     store.end_record(ok)
         for store in stores:
             extend(store.changelog_records())
-        if len(self._ahead) >= AHEAD_MAX:
-            self._ahead.clear()  # what is left was dropped unprocessed (a rebalance)
         return result
 
     def decode_ahead(self, records: Sequence[Consumed]) -> Iterator[None]:
-        """Decode `records` (those of the next batches) now, a step of AHEAD_STEP records
-        at a time, for `run` to take when it reaches them: work for a thread that waits
+        """Decode `records` (those of the next batch) now, yielding about every
+        AHEAD_STEP_S, for `run` to take when it reaches them: work for a thread that waits
         on a commit. Decoding is a function of the record's bytes and writer schema, so a
         value decoded ahead is the one `run` would decode; only what decodes, without
         asking the registry, is kept. Each value is taken once (a batch redone decodes
-        again)."""
-        ahead = self._ahead
+        again); values of records no longer coming (dropped by a rebalance or a rewind)
+        are let go here."""
         if not any(self._decoders.values()):
             return  # raw bytes in: nothing to decode
-        for start in range(0, len(records), AHEAD_STEP):
-            if len(ahead) >= AHEAD_MAX:
-                return
-            for rec in records[start : start + AHEAD_STEP]:
-                decoder = self._decoders.get(rec.topic)
-                if decoder is None or id(rec) in ahead:
-                    continue
-                try:
-                    value = decoder.decode(rec.value, cached_only=True)
-                except Exception:  # `run` decodes it again and says why
-                    continue
-                if value is not NOT_CACHED:
-                    ahead[id(rec)] = (rec, value)
-            yield
+        coming = {id(rec) for rec in records}
+        ahead = self._ahead = {k: v for k, v in self._ahead.items() if k in coming}
+        clock = time.monotonic
+        last = clock()
+        for rec in records:
+            decoder = self._decoders.get(rec.topic)
+            if decoder is None or id(rec) in ahead:
+                continue
+            try:
+                value = decoder.decode(rec.value, cached_only=True)
+            except Exception:  # `run` decodes it again and says why
+                continue
+            if value is not NOT_CACHED:
+                ahead[id(rec)] = (rec, value)
+            if clock() - last >= AHEAD_STEP_S:
+                yield
+                last = clock()
+        yield
 
     def _one(self, rec: Consumed) -> list[Encoded]:
         topic, partition, offset, timestamp_ms, key, raw, raw_headers = rec

@@ -63,10 +63,13 @@ def call_within(
     left = seconds
     if meanwhile is not None:
         end = time.monotonic() + seconds
-        for _step in meanwhile():
-            if done.is_set() or time.monotonic() >= end:
-                break
-            time.sleep(0)  # lets the worker take the GIL if its call is back
+        try:
+            for _step in meanwhile():
+                if done.is_set() or time.monotonic() >= end:
+                    break
+                time.sleep(0)  # lets the worker take the GIL if its call is back
+        except Exception:  # the work is optional; the call it fills in for is not
+            log.exception("work done while waiting on %s failed; waiting without it", what)
         left = max(end - time.monotonic(), 0.0)
     if not done.wait(left):
         raise Overdue(what, seconds)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any, cast
 
 import pytest
@@ -183,7 +184,7 @@ def test_values_decoded_ahead_are_taken_by_their_batch_once() -> None:
     decoder = _Decoder()
     runner = _decoding(decoder)
     records = [_rec(i, b"v%d" % i) for i in range(250)]
-    assert len(list(runner.decode_ahead(records))) == 3  # steps of AHEAD_STEP
+    list(runner.decode_ahead(records))
     assert len(decoder.calls) == 250
     result = runner.run(records, {})
     assert [o.value for o in result.outputs] == [b"V%d" % i for i in range(250)]
@@ -224,3 +225,24 @@ def test_a_value_decoded_ahead_goes_to_its_own_record_only() -> None:
 
 def test_raw_bytes_in_are_not_decoded_ahead() -> None:
     assert list(_runner().decode_ahead([_rec(0, b"a")])) == []
+
+
+def test_decoding_ahead_yields_about_every_millisecond() -> None:
+    class Slow(_Decoder):
+        def decode(self, data: bytes, cached_only: bool = False) -> Any:
+            time.sleep(0.002)
+            return super().decode(data, cached_only)
+
+    runner = _decoding(Slow())
+    steps = list(runner.decode_ahead([_rec(i, b"v") for i in range(5)]))
+    assert len(steps) >= 5  # one per record that took longer than a step
+
+
+def test_values_of_records_no_longer_coming_are_let_go() -> None:
+    decoder = _Decoder()
+    runner = _decoding(decoder)
+    dropped, kept = _rec(0, b"a"), _rec(1, b"b")
+    list(runner.decode_ahead([dropped, kept]))
+    list(runner.decode_ahead([kept]))  # a rebalance took `dropped` away
+    runner.run([dropped, kept], {})
+    assert decoder.calls == [(b"a", True), (b"b", True), (b"a", False)]

@@ -63,3 +63,16 @@ def test_an_error_of_the_call_reaches_the_caller_after_the_work() -> None:
 
     with pytest.raises(ValueError, match="refused"):
         call_within(fails, 10, "call", work)
+
+
+def test_work_that_fails_leaves_the_call_to_finish(caplog: pytest.LogCaptureFixture) -> None:
+    def broken() -> Iterator[None]:
+        yield
+        raise RuntimeError("a bug in the work")
+
+    def slow() -> str:
+        time.sleep(0.2)
+        return "committed"
+
+    assert call_within(slow, 10, "commit_transaction", broken) == "committed"
+    assert "while waiting on commit_transaction failed" in caplog.text
