@@ -237,6 +237,8 @@ ALWAYS = len(_ODD) + 1
 
 
 def _negative_index_maybe(data: bytes, start: int, choices: int) -> bool:
+    if not choices:
+        return False
     if choices >= ALWAYS:
         return True
     return any(data.find(_ODD[i], start) >= 0 for i in range(choices))
