@@ -18,6 +18,7 @@ from confluent_kafka.schema_registry.error import SchemaRegistryError
 from pydantic import BaseModel, ValidationError
 
 from eos.errors import PermanentError, TransientError
+from eos.serde.codec import read_value, write_value
 from eos.serde.registry import RegistryUnavailable, schema_str, subjects_of
 from eos.serde.wire import DecodeError, WriterSchemas, frame, split, trailing
 
@@ -177,15 +178,10 @@ class AvroEncoder:
         if self._header is None:
             self.prepare()
         assert self._header is not None
-        buf = io.BytesIO()
-        buf.write(self._header)
         try:
-            fastavro.schemaless_writer(
-                buf, self.contract.parsed, value, strict=True, strict_allow_default=True
-            )
+            return write_value(self._header, self.contract.parsed, value)
         except Exception as exc:  # fastavro raises ValueError/TypeError/KeyError on misfit
             raise EncodeError(f"value does not fit the output schema: {exc}") from exc
-        return buf.getvalue()
 
 
 def read_payload(
@@ -197,7 +193,7 @@ def read_payload(
     `payload` reads, when the caller has them (saves a copy)."""
     start = payload.tell()
     try:
-        value = fastavro.schemaless_reader(payload, writer, reader)
+        value = read_value(payload, writer, reader)
     except Exception as exc:  # fastavro raises EOFError, ValueError, IndexError, ...
         raise DecodeError("MALFORMED_AVRO", f"{type(exc).__name__}: {_capped(str(exc))}") from exc
     extra = trailing(payload)
