@@ -33,7 +33,7 @@ from eos.config import EngineSettings
 from eos.engine.app import app_subjects
 from eos.errors import RunFailed
 from eos.examples.events import build
-from eos.kafka.admin import create_topic
+from eos.kafka.admin import create_topic, delete_topics
 from eos.kafka.offsets import Offsets, total
 from eos.progress import Progress
 from eos.serde import compat
@@ -69,20 +69,34 @@ def bench(opts: BenchOptions) -> None:
         print(f"cluster: {cluster.bootstrap_servers} ({cluster.source})", flush=True)
         tag = uuid.uuid4().hex[:6]
         source = create_topic(cluster.client_config(), f"bench-in-{tag}", opts.partitions)
-        print(f"\n== preloading {opts.records:,} events into {source}", flush=True)
-        preload(cluster, source, opts.records)
-        runs: dict[str, list[dict[str, float]]] = {m: [] for m in opts.modes}
-        for r in range(1, opts.rounds + 1):
-            for mode in opts.modes:
-                run = throughput(cluster, mode, source, opts)
-                runs[mode].append(run)
-                print(
-                    f"   round {r}/{opts.rounds} {mode:>13}: {run['records_per_s']:>9,.0f} "
-                    f"records/s, {run['cpu_us_per_record']:.1f} µs CPU a record",
-                    flush=True,
-                )
-        latency = {m: latency_run(cluster, m, opts) for m in opts.modes if m in LATENCY_MODES}
+        created = [source]  # deleted at the end: runs on one stack must not pile them up
+        try:
+            runs, latency = _measure(cluster, source, opts, created)
+        finally:
+            left = delete_topics(cluster.client_config(), created)
+            if left:
+                print(f"could not delete the bench's topics {', '.join(left)}", flush=True)
     report([summarize(m, opts.records, runs[m], latency.get(m)) for m in opts.modes], opts)
+
+
+def _measure(
+    cluster: KafkaCluster, source: str, opts: BenchOptions, created: list[str]
+) -> tuple[dict[str, list[dict[str, float]]], dict[str, tuple[float, float]]]:
+    """Every round of every mode, then each events mode's latency."""
+    print(f"\n== preloading {opts.records:,} events into {source}", flush=True)
+    preload(cluster, source, opts.records)
+    runs: dict[str, list[dict[str, float]]] = {m: [] for m in opts.modes}
+    for r in range(1, opts.rounds + 1):
+        for mode in opts.modes:
+            run = throughput(cluster, mode, source, opts, created)
+            runs[mode].append(run)
+            print(
+                f"   round {r}/{opts.rounds} {mode:>13}: {run['records_per_s']:>9,.0f} "
+                f"records/s, {run['cpu_us_per_record']:.1f} µs CPU a record",
+                flush=True,
+            )
+    modes = [m for m in opts.modes if m in LATENCY_MODES]
+    return runs, {m: latency_run(cluster, m, opts, created) for m in modes}
 
 
 def register_events_app(cluster: KafkaCluster, input_topic: str, output_topic: str) -> None:
@@ -98,11 +112,11 @@ def register_events_app(cluster: KafkaCluster, input_topic: str, output_topic: s
 
 
 def throughput(
-    cluster: KafkaCluster, mode: str, source: str, opts: BenchOptions
+    cluster: KafkaCluster, mode: str, source: str, opts: BenchOptions, created: list[str]
 ) -> dict[str, float]:
     """One run of `mode` through the whole preloaded input."""
     tag = f"{mode.replace('_', '')}-{uuid.uuid4().hex[:6]}"
-    topics = run_topics(cluster, tag, opts.partitions, source)
+    topics = run_topics(cluster, tag, opts.partitions, created, source)
     if mode in LATENCY_MODES:
         register_events_app(cluster, source, topics["output"])
     stats_file = Path(tempfile.mkstemp(suffix=".json")[1])
@@ -125,15 +139,22 @@ def throughput(
 
 
 def run_topics(
-    cluster: KafkaCluster, tag: str, partitions: int, source: str | None = None
+    cluster: KafkaCluster,
+    tag: str,
+    partitions: int,
+    created: list[str],
+    source: str | None = None,
 ) -> dict[str, str]:
-    """A run's topics: its input (`source`, else a new one), a new output and DLQ."""
+    """A run's topics: its input (`source`, else a new one), a new output and DLQ; the
+    new ones are added to `created`."""
     config = cluster.client_config()
-    return {
+    topics = {
         "input": source or create_topic(config, f"bench-in-{tag}", partitions),
         "output": create_topic(config, f"bench-out-{tag}", partitions),
         "dlq": create_topic(config, f"bench-dlq-{tag}", 1),
     }
+    created.extend(t for t in topics.values() if t != source)
+    return topics
 
 
 def start(
@@ -209,7 +230,9 @@ def watch_progress(
         progress.done(expected)
 
 
-def latency_run(cluster: KafkaCluster, mode: str, opts: BenchOptions) -> tuple[float, float]:
+def latency_run(
+    cluster: KafkaCluster, mode: str, opts: BenchOptions, created: list[str]
+) -> tuple[float, float]:
     """p50 and p99 of a steady stream through a processor of `mode` on empty topics."""
     print(
         f"\n== {mode}: latency at {opts.latency_rate:,} events/s for "
@@ -217,7 +240,7 @@ def latency_run(cluster: KafkaCluster, mode: str, opts: BenchOptions) -> tuple[f
         flush=True,
     )
     tag = f"lat-{uuid.uuid4().hex[:6]}"
-    topics = run_topics(cluster, tag, opts.partitions)
+    topics = run_topics(cluster, tag, opts.partitions, created)
     register_events_app(cluster, topics["input"], topics["output"])
     lat = measure_latency(
         cluster,
