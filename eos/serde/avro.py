@@ -18,7 +18,7 @@ from confluent_kafka.schema_registry.error import SchemaRegistryError
 from pydantic import BaseModel, ValidationError
 
 from eos.errors import PermanentError, TransientError
-from eos.serde.codec import read_value, write_value
+from eos.serde.codec import per_schema, read_value, write_value
 from eos.serde.registry import RegistryUnavailable, schema_str, subjects_of
 from eos.serde.wire import DecodeError, WriterSchemas, frame, split, trailing
 
@@ -260,24 +260,17 @@ def _check_canonical(payload: io.BytesIO, start: int, writer: Any, value: Any) -
         )
 
 
-# Per parsed schema (by identity, the schema kept so that a reused id is noticed): its
-# traits, worked out once, since each is asked for every record.
-_TRAITS: dict[int, tuple[Any, tuple[bool, int]]] = {}
 # Types a valid writer may encode in more than one way (arrays and maps in blocks, float
 # NaN payloads): a record holding them is not checked byte for byte.
 _SEVERAL_ENCODINGS = {"array", "map", "float", "double"}
 
 
+@per_schema
 def _traits(schema: Any) -> tuple[bool, int]:
     """Whether every valid encoding of a value of `schema` is the one fastavro writes,
     and the most choices of its unions and enums (ALWAYS with a boolean; 0: none)."""
-    cached = _TRAITS.get(id(schema))
-    if cached is not None and cached[0] is schema:
-        return cached[1]
     text = json.dumps(schema)
-    answer = (not any(f'"{t}"' in text for t in _SEVERAL_ENCODINGS), _choices(schema))
-    _TRAITS[id(schema)] = (schema, answer)
-    return answer
+    return not any(f'"{t}"' in text for t in _SEVERAL_ENCODINGS), _choices(schema)
 
 
 def _choices(schema: Any) -> int:

@@ -12,9 +12,14 @@ from __future__ import annotations
 
 import importlib
 import io
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import fastavro
+
+__all__ = ["FAST", "per_schema", "read_value", "write_value"]
+
+T = TypeVar("T")
 
 
 def _module(name: str) -> Any:
@@ -27,8 +32,6 @@ def _module(name: str) -> Any:
 
 _compiled_read, _compiled_write = _module("_read"), _module("_write")
 
-__all__ = ["FAST", "read_value", "write_value"]
-
 _READ_OPTIONS = {
     "return_record_name": False,
     "return_record_name_override": False,
@@ -37,19 +40,30 @@ _READ_OPTIONS = {
     "return_named_type_override": False,
 }
 _WRITE_OPTIONS = {"strict": True, "strict_allow_default": True, "disable_tuple_notation": False}
-# Per schema, by identity (the schema kept so that a reused id is noticed): it parsed,
-# and its named types, as the compiled calls want them.
-_PARSED: dict[int, tuple[Any, Any, dict[str, Any]]] = {}
 
 
+def per_schema(work: Callable[[Any], T]) -> Callable[[Any], T]:
+    """`work`, done once per schema object and then looked up: asked for every record.
+    Kept by identity, with the schema itself, so that an id reused by another schema
+    is noticed (the schema stays alive as long as its entry)."""
+    done: dict[int, tuple[Any, T]] = {}
+
+    def cached(schema: Any) -> T:
+        hit = done.get(id(schema))
+        if hit is not None and hit[0] is schema:
+            return hit[1]
+        answer = work(schema)
+        done[id(schema)] = (schema, answer)
+        return answer
+
+    return cached
+
+
+@per_schema
 def _parsed(schema: Any) -> tuple[Any, dict[str, Any]]:
-    cached = _PARSED.get(id(schema))
-    if cached is not None and cached[0] is schema:
-        return cached[1], cached[2]
+    """The schema parsed, and its named types, as the compiled calls want them."""
     named: dict[str, Any] = _compiled_read._default_named_schemas()
-    parsed = _compiled_read.parse_schema(schema, named["writer"])
-    _PARSED[id(schema)] = (schema, parsed, named)
-    return parsed, named
+    return _compiled_read.parse_schema(schema, named["writer"]), named
 
 
 def read_value(payload: io.BytesIO, writer: Any, reader: Any = None) -> Any:
@@ -57,8 +71,7 @@ def read_value(payload: io.BytesIO, writer: Any, reader: Any = None) -> Any:
     (None: the writer's own)."""
     if not FAST or reader is not None:
         return fastavro.schemaless_reader(payload, writer, reader)
-    parsed, named = _parsed(writer)
-    return _compiled_read._read_data(payload, parsed, named, None, _READ_OPTIONS)
+    return _compiled_read_value(payload, writer)
 
 
 def write_value(header: bytes, schema: Any, value: Any) -> bytes:
@@ -69,6 +82,15 @@ def write_value(header: bytes, schema: Any, value: Any) -> bytes:
         stream.write(header)
         fastavro.schemaless_writer(stream, schema, value, strict=True, strict_allow_default=True)
         return stream.getvalue()
+    return _compiled_write_value(header, schema, value)
+
+
+def _compiled_read_value(payload: io.BytesIO, writer: Any) -> Any:
+    parsed, named = _parsed(writer)
+    return _compiled_read._read_data(payload, parsed, named, None, _READ_OPTIONS)
+
+
+def _compiled_write_value(header: bytes, schema: Any, value: Any) -> bytes:
     buf = bytearray(header)
     parsed, named = _parsed(schema)
     _compiled_write.write_data(buf, value, parsed, named["writer"], "", _WRITE_OPTIONS)
@@ -91,25 +113,23 @@ _SELF_TEST_VALUE = {"s": "é", "n": -(2**40), "u": "B", "i": ["A", "B"], "d": 7}
 
 def _self_test() -> bool:
     """Whether the compiled calls exist and give the public functions' bytes and value."""
-    global FAST
-    compiled = (getattr(m, "CYTHON_MODULE", 0) for m in (_compiled_read, _compiled_write))
-    if not all(compiled):
+    if not all(getattr(m, "CYTHON_MODULE", 0) for m in (_compiled_read, _compiled_write)):
         return False
     schema = fastavro.parse_schema(_SELF_TEST_SCHEMA)
-    value = _SELF_TEST_VALUE
+    public = io.BytesIO(b"\0")
+    public.seek(1)
     try:
-        FAST = False
-        expected, back = write_value(b"\0", schema, value), None
-        back = read_value(io.BytesIO(expected[1:]), schema)
-        FAST = True
-        written = write_value(b"\0", schema, value)
-        return written == expected and read_value(io.BytesIO(written[1:]), schema) == back
+        fastavro.schemaless_writer(
+            public, schema, _SELF_TEST_VALUE, strict=True, strict_allow_default=True
+        )
+        expected = public.getvalue()
+        value = fastavro.schemaless_reader(io.BytesIO(expected[1:]), schema, None)
+        written = _compiled_write_value(b"\0", schema, _SELF_TEST_VALUE)
+        return (
+            written == expected and _compiled_read_value(io.BytesIO(written[1:]), schema) == value
+        )
     except Exception:  # a changed signature or behaviour: keep to the public API
         return False
-    finally:
-        FAST = False
-        _PARSED.clear()
 
 
-FAST = False
 FAST = _self_test()
