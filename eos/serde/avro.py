@@ -70,6 +70,8 @@ class SchemaNotRegistered(TransientError):
 
 
 NOT_CACHED = object()  # see AvroDecoder.decode
+_VALIDATE = BaseModel.model_validate.__func__  # type: ignore[attr-defined]
+_DUMP = BaseModel.model_dump
 
 
 class AvroDecoder:
@@ -84,6 +86,10 @@ class AvroDecoder:
         self._contract = contract
         self._subject = subject
         self._writers: WriterSchemas[Any] = WriterSchemas(self._writer)
+        # What model_validate does, without its keyword handling (0.4 us a record),
+        # unless the model has its own model_validate.
+        validate = getattr(contract.model, "model_validate", None)
+        self._plain_model = getattr(validate, "__func__", None) is _VALIDATE
 
     def decode(self, data: bytes | None, cached_only: bool = False) -> Any:
         """The value of `data`. `cached_only`: NOT_CACHED rather than ask the registry for
@@ -98,6 +104,8 @@ class AvroDecoder:
         if model is None:
             return value
         try:
+            if self._plain_model:
+                return model.__pydantic_validator__.validate_python(value)
             return model.model_validate(value)
         except ValidationError as exc:
             raise DecodeError("INVALID_VALUE", _short_validation(exc)) from exc
@@ -174,7 +182,12 @@ class AvroEncoder:
 
     def encode(self, value: Any) -> bytes:
         if isinstance(value, BaseModel):
-            value = value.model_dump()
+            # What model_dump does, without its keyword handling (0.4 us a value),
+            # unless the model has its own model_dump.
+            if type(value).model_dump is _DUMP:
+                value = value.__pydantic_serializer__.to_python(value)
+            else:
+                value = value.model_dump()
         if self._header is None:
             self.prepare()
         assert self._header is not None
