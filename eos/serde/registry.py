@@ -3,7 +3,7 @@ an unreachable registry is nobody's (transient, never a reason to dead-letter)."
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import TypeVar
 
 from confluent_kafka.schema_registry import SchemaRegistryClient
@@ -12,7 +12,7 @@ from confluent_kafka.schema_registry.error import SchemaRegistryError
 from eos.errors import TransientError
 from eos.serde.wire import DecodeError
 
-__all__ = ["RegistryUnavailable", "schema_str", "subjects_of"]
+__all__ = ["RegistryUnavailable", "delete_subjects", "schema_str", "subjects_of"]
 
 T = TypeVar("T")
 
@@ -30,6 +30,23 @@ def schema_str(registry: SchemaRegistryClient, schema_id: int) -> str:
 def subjects_of(registry: SchemaRegistryClient, schema_id: int) -> list[str]:
     """The subjects that have `schema_id` as one of their versions."""
     return list(_about(schema_id, lambda: registry.get_subjects_by_schema_id(schema_id)))
+
+
+def delete_subjects(registry: SchemaRegistryClient, subjects: Iterable[str]) -> list[str]:
+    """Delete `subjects` for good (a soft delete, then the permanent one, which the
+    Confluent API allows only after it); those it could not delete. A subject that is
+    not there counts as deleted."""
+    left = []
+    for subject in subjects:
+        try:
+            registry.delete_subject(subject)
+            registry.delete_subject(subject, permanent=True)
+        except SchemaRegistryError as exc:
+            if exc.http_status_code != 404:
+                left.append(subject)
+        except Exception:  # the registry is unreachable: say which remain
+            left.append(subject)
+    return left
 
 
 def _about(schema_id: int, ask: Callable[[], T]) -> T:

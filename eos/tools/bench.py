@@ -37,6 +37,8 @@ from eos.kafka.admin import create_topic, delete_topics
 from eos.kafka.offsets import Offsets, total
 from eos.progress import Progress
 from eos.serde import compat
+from eos.serde.avro import subject_for
+from eos.serde.registry import delete_subjects
 from eos.stack.cluster import KafkaCluster, provide_cluster
 from eos.tools.bench_load import measure_latency, preload
 from eos.tools.bench_plot import append_history, compare, draw, read_history
@@ -74,8 +76,10 @@ def bench(opts: BenchOptions) -> None:
             runs, latency = _measure(cluster, source, opts, created)
         finally:
             left = delete_topics(cluster.client_config(), created)
+            registry = SchemaRegistryClient(cluster.registry_config())
+            left += delete_subjects(registry, [subject_for(t) for t in created])
             if left:
-                print(f"could not delete the bench's topics {', '.join(left)}", flush=True)
+                print(f"could not delete the bench's {', '.join(left)}", flush=True)
     report([summarize(m, opts.records, runs[m], latency.get(m)) for m in opts.modes], opts)
 
 

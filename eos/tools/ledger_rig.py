@@ -30,6 +30,7 @@ from eos.ledger.settings import LedgerSettings
 from eos.ledger.setup import choose_replication, subjects, topic_specs
 from eos.progress import Progress
 from eos.serde import compat
+from eos.serde.registry import delete_subjects
 from eos.tools.bench_state_procs import Peak, Processor
 from eos.tools.bench_state_report import caught_up, only_markers_maybe
 
@@ -228,11 +229,8 @@ def _delete(ts: TopicSet) -> None:
             future.exception(30)  # a static member may still hold it: leave it to expire
     except Exception as exc:
         print(f"  !! cleaning up {ts.tag}: {exc}", flush=True)
-    registry = make_registry(ts.engine)
-    for subject in subjects(ts.ledger):
-        if subject.startswith(f"{ts.tag}."):  # never the outcome's record-name subject
-            try:
-                registry.delete_subject(subject)
-                registry.delete_subject(subject, permanent=True)
-            except Exception:  # a registry without soft deletes: the subject stays
-                pass
+    # Never the outcome's record-name subject: other ledgers share it.
+    own = [s for s in subjects(ts.ledger) if s.startswith(f"{ts.tag}.")]
+    left = delete_subjects(make_registry(ts.engine), own)
+    if left:
+        print(f"  !! could not delete subjects {', '.join(left)}", flush=True)

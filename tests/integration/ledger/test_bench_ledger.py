@@ -1,5 +1,6 @@
 """`eos bench ledger` at a small size against the real cluster: one row per process
-count in ledger.json, every payment and credit leg processed, no topic left behind."""
+count in ledger.json, every payment and credit leg processed, no topic or schema subject
+of its own left behind."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from confluent_kafka.admin import AdminClient
+from confluent_kafka.schema_registry import SchemaRegistryClient
 
 from eos.testing.cluster import KafkaCluster
 from tests.integration.ledger.bench_run import run_bench
@@ -50,5 +52,7 @@ def test_a_short_ledger_bench_writes_a_row_per_process_count_and_cleans_up(
     tag = tags.pop()
     admin = AdminClient({"bootstrap.servers": eos_cluster.bootstrap_servers})
     assert [t for t in admin.list_topics(timeout=30).topics if tag in t] == []
+    registry = SchemaRegistryClient(eos_cluster.registry_config())
+    assert [s for s in registry.get_subjects() if tag in s] == []
     # One processor (a supervisor of n workers) per run; its log stays, its state goes.
     assert sorted(p.suffix for p in (tmp_path / "run").iterdir()) == [".log"] * 2
