@@ -80,13 +80,13 @@ class Offsets:
 
     def __init__(self, config: Mapping[str, Any], timeout: float = 10.0) -> None:
         self._config = connection_config(config)
-        self._admin = AdminClient(self._config)
+        self._admin: AdminClient | None = AdminClient(self._config)
         self._timeout = timeout
         self._consumers: dict[tuple[str, bool], Consumer] = {}
 
     def partitions(self, topics: Iterable[str]) -> list[TP]:
         """Every partition of `topics`, in order; KeyError names a topic that is missing."""
-        meta = self._admin.list_topics(timeout=self._timeout).topics
+        meta = self._client().list_topics(timeout=self._timeout).topics
         out: list[TP] = []
         for topic in topics:
             info = meta.get(topic)
@@ -97,7 +97,7 @@ class Offsets:
 
     def group_topics(self, group: str) -> list[str]:
         """The topics `group` has committed offsets on, sorted (none: an empty list)."""
-        future = self._admin.list_consumer_group_offsets(
+        future = self._client().list_consumer_group_offsets(
             [ConsumerGroupTopicPartitions(group)], request_timeout=self._timeout
         )[group]
         found = settled(lambda: future.result(timeout=self._timeout), self._timeout)
@@ -125,6 +125,7 @@ class Offsets:
         coordinator that is not ready yet (a cold broker)."""
         consumer = self._consumers.get((group, stable))
         if consumer is None:
+            self._client()  # closed: no new consumer
             consumer = self._consumers[(group, stable)] = Consumer(
                 {
                     **self._config,
@@ -143,9 +144,17 @@ class Offsets:
         self.close()
 
     def close(self) -> None:
+        """Close its clients. The admin client goes with its last reference: kept, it
+        would go on reconnecting (and logging so) after a cluster it outlives stops."""
         for consumer in self._consumers.values():
             consumer.close()
         self._consumers.clear()
+        self._admin = None
+
+    def _client(self) -> AdminClient:
+        if self._admin is None:
+            raise RuntimeError("offsets reader used after close()")
+        return self._admin
 
     def _ends(
         self, partitions: Iterable[TP], level: IsolationLevel, earliest: bool = False
@@ -156,7 +165,7 @@ class Offsets:
             return {}
 
         def ask() -> dict[TP, int]:
-            futures = self._admin.list_offsets(
+            futures = self._client().list_offsets(
                 wanted, isolation_level=level, request_timeout=self._timeout
             )
             try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import weakref
 from concurrent.futures import Future
 from types import SimpleNamespace
 from typing import Any, ClassVar, cast
@@ -108,3 +109,24 @@ def test_a_partition_answered_with_an_error_is_asked_again_never_read_as_none_co
     assert offsets_module.committed_positions(cast(Consumer, consumer), [("t", 0)]) == {
         ("t", 0): 42
     }
+
+
+def test_close_lets_go_of_the_admin_client_and_a_later_call_says_it_is_closed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    made: list[weakref.ref[Any]] = []
+
+    class Admin:
+        def __init__(self, _config: Any) -> None:
+            made.append(weakref.ref(self))
+
+    monkeypatch.setattr(offsets_module, "AdminClient", Admin)
+    reader = offsets_module.Offsets({"bootstrap.servers": "127.0.0.1:9"})
+    assert made[0]() is not None
+    reader.close()
+    # Gone with its last reference: a client kept would reconnect to a stopped cluster.
+    assert made[0]() is None
+    with pytest.raises(RuntimeError, match="after close"):
+        reader.partitions(["t"])
+    with pytest.raises(RuntimeError, match="after close"):
+        reader.committed("g", [("t", 0)])
