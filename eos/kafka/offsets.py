@@ -10,6 +10,7 @@ committed offset yet counts from 0).
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -23,7 +24,7 @@ from confluent_kafka import (
     KafkaException,
     TopicPartition,
 )
-from confluent_kafka.admin import AdminClient, OffsetSpec  # type: ignore[attr-defined]
+from confluent_kafka.admin import AdminClient
 
 from eos.kafka.clients import connection_config
 from eos.kafka.errors import STALE_LEADER_ERRORS, kafka_error
@@ -41,6 +42,9 @@ __all__ = [
 ]
 
 TP = tuple[str, int]
+
+# Errors after which a partition's leader is not known to the client: a new one asks.
+_GONE_BROKER = frozenset({KafkaError._NOENT, KafkaError._DESTROY_BROKER})
 
 
 def lag(committed: Mapping[TP, int], ends: Mapping[TP, int]) -> int:
@@ -83,6 +87,7 @@ class Offsets:
         self._admin: AdminClient | None = AdminClient(self._config)
         self._timeout = timeout
         self._consumers: dict[tuple[str, bool], Consumer] = {}
+        self._readers: dict[bool, Consumer] = {}  # by read_committed: partition ends
 
     def partitions(self, topics: Iterable[str]) -> list[TP]:
         """Every partition of `topics`, in order; KeyError names a topic that is missing."""
@@ -146,9 +151,10 @@ class Offsets:
     def close(self) -> None:
         """Close its clients. The admin client goes with its last reference: kept, it
         would go on reconnecting (and logging so) after a cluster it outlives stops."""
-        for consumer in self._consumers.values():
+        for consumer in [*self._consumers.values(), *self._readers.values()]:
             consumer.close()
         self._consumers.clear()
+        self._readers.clear()
         self._admin = None
 
     def _client(self) -> AdminClient:
@@ -159,35 +165,62 @@ class Offsets:
     def _ends(
         self, partitions: Iterable[TP], level: IsolationLevel, earliest: bool = False
     ) -> dict[TP, int]:
-        spec = OffsetSpec.earliest() if earliest else OffsetSpec.latest()  # type: ignore[no-untyped-call]
-        wanted = {TopicPartition(t, p): spec for t, p in partitions}
+        """Asked through a consumer that never joins a group (ListOffsets at its own
+        isolation level), not the admin API: while a partition's leader is down,
+        librdkafka's admin client retries its connection without backoff for as long as
+        the request waits (most of a core), and a fault test's lag samples would take
+        that core from the cluster under test. The consumer's metadata is refreshed
+        first, so a leader that moved is asked, not the one that is gone."""
+        wanted = sorted(set(partitions))
         if not wanted:
             return {}
+        committed_only = level == IsolationLevel.READ_COMMITTED
+        spec = OFFSET_BEGINNING if earliest else OFFSET_END  # ListOffsets' -2 and -1
 
         def ask() -> dict[TP, int]:
-            futures = self._client().list_offsets(
-                wanted, isolation_level=level, request_timeout=self._timeout
-            )
+            reader = self._reader(committed_only)
             try:
-                return {
-                    (tp.topic, tp.partition): f.result(timeout=self._timeout).offset
-                    for tp, f in futures.items()
-                }
+                for topic in sorted({t for t, _ in wanted}):
+                    reader.list_topics(topic, timeout=self._timeout)
+                found = reader.offsets_for_times(
+                    [TopicPartition(t, p, spec) for t, p in wanted], timeout=self._timeout
+                )
+                for tp in found:
+                    if tp.error is not None:
+                        raise KafkaException(tp.error)
             except KafkaException as exc:
                 code = kafka_error(exc).code()
-                if code in STALE_LEADER_ERRORS or code == KafkaError._NOENT:
-                    # librdkafka's admin client keeps its stale leader epoch after a
-                    # leader moves and is refused forever; a new client asks afresh.
-                    self._admin = AdminClient(self._config)
-                if code == KafkaError._NOENT:
-                    # "No leaders found": a partition between leaders (a broker frozen
-                    # or restarting), which settles; librdkafka does not flag it so.
+                if code in STALE_LEADER_ERRORS or code in _GONE_BROKER:
+                    self._drop_reader(committed_only)  # a new client asks afresh
+                if code in _GONE_BROKER:
+                    # A broker handle dropped, or no leader known: a partition between
+                    # leaders, which settles; librdkafka does not flag it so.
                     raise KafkaException(
                         KafkaError(KafkaError.LEADER_NOT_AVAILABLE, kafka_error(exc).str())
                     ) from exc
                 raise
+            return {(tp.topic, tp.partition): tp.offset for tp in found}
 
         return settled(ask, self._timeout)
+
+    def _reader(self, committed_only: bool) -> Consumer:
+        self._client()  # closed: no new client
+        reader = self._readers.get(committed_only)
+        if reader is None:
+            reader = self._readers[committed_only] = Consumer(
+                {
+                    **self._config,
+                    "group.id": f"eos-offsets-{uuid.uuid4().hex[:8]}",  # never joined
+                    "isolation.level": "read_committed" if committed_only else "read_uncommitted",
+                    "enable.auto.commit": False,
+                }
+            )
+        return reader
+
+    def _drop_reader(self, committed_only: bool) -> None:
+        reader = self._readers.pop(committed_only, None)
+        if reader is not None:
+            reader.close()
 
 
 def committed_positions(

@@ -96,7 +96,12 @@ def _asks_for_offsets(path: Path) -> bool:
     """Calls that fetch watermarks or committed offsets from a client directly. (A
     Consumer's `committed(partitions)` takes one argument; `Offsets.committed(group,
     partitions)` two.)"""
-    direct = ("get_watermark_offsets", "list_offsets", "list_consumer_group_offsets")
+    direct = (
+        "get_watermark_offsets",
+        "list_offsets",
+        "list_consumer_group_offsets",
+        "offsets_for_times",
+    )
     for node in ast.walk(ast.parse(path.read_text())):
         if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
             name = node.func.attr

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import weakref
-from concurrent.futures import Future
 from types import SimpleNamespace
 from typing import Any, ClassVar, cast
 
@@ -50,42 +49,54 @@ def test_settled_asks_again_while_the_cluster_settles_then_gives_up() -> None:
         settled(lambda: (_ for _ in ()).throw(KafkaException(KafkaError(KafkaError._FAIL))), 30)
 
 
-class _Ends:
-    def __init__(self, offset: int) -> None:
-        self.offset = offset
+class _Reader:
+    """A stand-in consumer for partition ends: each instance answers offsets_for_times
+    with its `answer` (an offset, or an error code raised as the whole call's)."""
 
+    made: ClassVar[list[_Reader]] = []
+    answers: ClassVar[list[int]] = []  # per client made; negative: a KafkaError code
 
-class _Admin:
-    """A stand-in admin client: each instance answers list_offsets with its `answer`."""
-
-    made: ClassVar[list[_Admin]] = []
-    answers: ClassVar[list[int | None]] = []  # per client made: None = "No leaders found"
-
-    def __init__(self, _config: object) -> None:
-        self.answer = self.answers.pop(0)
+    def __init__(self, config: dict[str, Any]) -> None:
+        self.config, self.answer, self.closed = config, self.answers.pop(0), False
         self.made.append(self)
 
-    def list_offsets(self, wanted: dict[Any, Any], **_: Any) -> dict[Any, Future[_Ends]]:
-        out: dict[Any, Future[_Ends]] = {}
-        for tp in wanted:
-            future: Future[_Ends] = Future()
-            if self.answer is None:
-                error = KafkaError(KafkaError._NOENT, "Failed to query partition leaders")
-                future.set_exception(KafkaException(error))
-            else:
-                future.set_result(_Ends(self.answer))
-            out[tp] = future
-        return out
+    def list_topics(self, _topic: str, timeout: float) -> None:
+        pass  # the metadata refresh before each ask
+
+    def offsets_for_times(self, wanted: list[Any], timeout: float) -> list[SimpleNamespace]:
+        if self.answer < 0:
+            raise KafkaException(KafkaError(self.answer, "no leader for the partition"))
+        return [SimpleNamespace(topic=tp.topic, partition=tp.partition, offset=self.answer,
+                                error=None) for tp in wanted]  # fmt: skip
+
+    def close(self) -> None:
+        self.closed = True
 
 
-def test_no_partition_leader_is_asked_again_with_a_new_admin_client(
-    monkeypatch: pytest.MonkeyPatch,
+@pytest.mark.parametrize("gone", [KafkaError._NOENT, KafkaError._DESTROY_BROKER])
+def test_a_partition_without_a_known_leader_is_asked_again_with_a_new_client(
+    monkeypatch: pytest.MonkeyPatch, gone: int
 ) -> None:
-    monkeypatch.setattr(offsets_module, "AdminClient", _Admin)
-    _Admin.made, _Admin.answers = [], [None, 42]
+    monkeypatch.setattr(offsets_module, "Consumer", _Reader)
+    _Reader.made, _Reader.answers = [], [gone, 42]
     offsets = offsets_module.Offsets({"bootstrap.servers": "127.0.0.1:1"})
     assert offsets.high_watermarks([("t", 0)]) == {("t", 0): 42}
-    assert len(_Admin.made) == 2  # the first client's stale view was dropped
+    assert len(_Reader.made) == 2 and _Reader.made[0].closed  # the stale view was dropped
+
+
+def test_ends_are_read_at_the_isolation_level_asked_and_closed_with_the_reader(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(offsets_module, "Consumer", _Reader)
+    _Reader.made, _Reader.answers = [], [7, 9]
+    offsets = offsets_module.Offsets({"bootstrap.servers": "127.0.0.1:1"})
+    assert offsets.last_stable([("t", 0)]) == {("t", 0): 7}
+    assert offsets.high_watermarks([("t", 0)]) == {("t", 0): 9}
+    assert offsets.log_starts([("t", 0)]) == {("t", 0): 9}  # same reader as the HW
+    levels = [r.config["isolation.level"] for r in _Reader.made]
+    assert levels == ["read_committed", "read_uncommitted"]
+    offsets.close()
+    assert all(r.closed for r in _Reader.made)
 
 
 class _Answers:
