@@ -80,7 +80,9 @@ def consumer_lag(consumer: Consumer, partitions: Iterable[TP]) -> int | None:
 
 
 class Offsets:
-    """Asks the cluster where partitions stand, through one admin client."""
+    """Asks the cluster where partitions stand: topics and group offsets through one
+    admin client, committed offsets and partition ends through consumers that never
+    join a group (see `committed` and `_ends` for why not the admin API)."""
 
     def __init__(self, config: Mapping[str, Any], timeout: float = 10.0) -> None:
         self._config = connection_config(config)

@@ -78,11 +78,15 @@ def write_value(header: bytes, schema: Any, value: Any) -> bytes:
     """`header` followed by `value` written with `schema`, strictly: a field missing
     from `value` (even one with a default), or one the schema does not have, is refused."""
     if not FAST:
-        stream = io.BytesIO()
-        stream.write(header)
-        fastavro.schemaless_writer(stream, schema, value, strict=True, strict_allow_default=True)
-        return stream.getvalue()
+        return _public_write_value(header, schema, value)
     return _compiled_write_value(header, schema, value)
+
+
+def _public_write_value(header: bytes, schema: Any, value: Any) -> bytes:
+    stream = io.BytesIO()
+    stream.write(header)
+    fastavro.schemaless_writer(stream, schema, value, strict=True, strict_allow_default=True)
+    return stream.getvalue()
 
 
 def _compiled_read_value(payload: io.BytesIO, writer: Any) -> Any:
@@ -116,13 +120,8 @@ def _self_test() -> bool:
     if not all(getattr(m, "CYTHON_MODULE", 0) for m in (_compiled_read, _compiled_write)):
         return False
     schema = fastavro.parse_schema(_SELF_TEST_SCHEMA)
-    public = io.BytesIO(b"\0")
-    public.seek(1)
     try:
-        fastavro.schemaless_writer(
-            public, schema, _SELF_TEST_VALUE, strict=True, strict_allow_default=True
-        )
-        expected = public.getvalue()
+        expected = _public_write_value(b"\0", schema, _SELF_TEST_VALUE)
         value = fastavro.schemaless_reader(io.BytesIO(expected[1:]), schema, None)
         written = _compiled_write_value(b"\0", schema, _SELF_TEST_VALUE)
         return (
